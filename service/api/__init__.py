@@ -1,0 +1,1 @@
+"""The gRPC edge: convert (proto <-> domain), servicer, errors (status mapping), server."""

@@ -1,0 +1,246 @@
+"""AlignmentService: convert the request, call the core, convert back. Nothing clinical here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import grpc
+
+from service.api import convert
+from service.api import recordings
+from service.api.errors import abort, code_for, item_error
+from service.api.metrics import Metrics
+from service.domain import GaitAssessment, Recommendation
+from service.errors import AlignmentError, InvalidInputError, LimitExceededError, Violation
+from service.recommender import Recommender
+from service.registry import ModelRegistry, RefreshResult
+from service.validation import Limits, validate_assessment
+from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
+from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2 as admin_pb
+from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
+
+log = logging.getLogger("service.api")
+T = TypeVar("T")
+
+
+class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        recommender: Recommender,
+        metrics: Metrics,
+        *,
+        limits: Limits,
+        max_batch_size: int,
+        max_stream_messages: int,
+    ) -> None:
+        self.registry = registry
+        self.recommender = recommender
+        self.metrics = metrics
+        self.limits = limits
+        self.max_batch_size = max_batch_size
+        self.max_stream_messages = max_stream_messages
+
+    # -- shared ---------------------------------------------------------------------------------
+    def _observe(self, rpc: str, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+        m = self.metrics
+        m.in_flight.inc()
+        t0 = time.perf_counter()
+        code = "OK"
+        try:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                code = "DEADLINE_EXCEEDED"
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the call was handled")
+            return fn()
+        except AlignmentError as exc:
+            code = _code_name(exc)
+            self._count_rejections(exc)
+            abort(context, exc)
+        except Exception as exc:
+            # context.abort raises a plain Exception subclass; keep its status, otherwise INTERNAL.
+            if context.code() is not None:  # type: ignore[attr-defined]
+                code = context.code().name  # type: ignore[attr-defined]
+                raise
+            code = "INTERNAL"
+            abort(context, exc)
+        finally:
+            dt = time.perf_counter() - t0
+            m.in_flight.dec()
+            m.requests.labels(rpc, code).inc()
+            m.latency.labels(rpc, code).observe(dt)
+
+    def _count_rejections(self, exc: BaseException) -> None:
+        if isinstance(exc, InvalidInputError):
+            for v in exc.violations:
+                self.metrics.rejected.labels(v.reason).inc()
+
+    def _count(self, rpc: str, recs: list[Recommendation]) -> None:
+        m = self.metrics
+        m.assessments.labels(rpc).inc(len(recs))
+        for r in recs:
+            if r.no_change_needed:
+                m.no_change.inc()
+            for a in r.adjustments:
+                m.recommendations.labels(a.parameter.value, "increase" if a.change > 0 else "decrease").inc()
+
+    def _validate(self, msg: pb.GaitAssessment, prefix: str = "") -> GaitAssessment:
+        try:
+            return validate_assessment(convert.assessment_from_proto(msg), self.limits)
+        except InvalidInputError as exc:
+            if not prefix:
+                raise
+            raise InvalidInputError(
+                [_prefixed(v, prefix) for v in exc.violations], message=exc.message
+            ) from None
+
+    # -- RPCs -----------------------------------------------------------------------------------
+    def RecommendAdjustments(
+        self, request: spb.RecommendAdjustmentsRequest, context: grpc.ServicerContext
+    ) -> spb.RecommendAdjustmentsResponse:
+        def run() -> spb.RecommendAdjustmentsResponse:
+            model = self.registry.get(request.model_version)
+            if not request.HasField("assessment"):
+                raise InvalidInputError([Violation("assessment", "assessment is required", "ASSESSMENT_MISSING")])
+            a = self._validate(request.assessment)
+            recs = self.recommender.recommend(model, [a])
+            self._count("RecommendAdjustments", recs)
+            resp = spb.RecommendAdjustmentsResponse()
+            convert.recommendation_to_proto(recs[0], resp.recommendation)
+            return resp
+
+        return self._observe("RecommendAdjustments", context, run)
+
+    def BatchRecommendAdjustments(
+        self, request: spb.BatchRecommendAdjustmentsRequest, context: grpc.ServicerContext
+    ) -> spb.BatchRecommendAdjustmentsResponse:
+        def run() -> spb.BatchRecommendAdjustmentsResponse:
+            n = len(request.assessments)
+            if n > self.max_batch_size:
+                raise InvalidInputError(
+                    [
+                        Violation(
+                            "assessments",
+                            f"{n} assessments sent; at most {self.max_batch_size} per batch",
+                            "BATCH_TOO_LARGE",
+                        )
+                    ]
+                )
+            model = self.registry.get(request.model_version)
+            resp = spb.BatchRecommendAdjustmentsResponse()
+            resp.model.name, resp.model.version, resp.model.sha256 = model.name, model.version, model.sha256
+            valid: list[GaitAssessment] = []
+            slots: list[pb.Recommendation] = []
+            # Per-item errors: one bad assessment must not lose the others (DEVELOPERS: nothing
+            # already accepted is lost).
+            for i, msg in enumerate(request.assessments):
+                item = resp.results.add(assessment_id=msg.assessment_id)
+                try:
+                    valid.append(self._validate(msg, f"assessments[{i}]."))
+                    slots.append(item.recommendation)
+                except InvalidInputError as exc:
+                    self._count_rejections(exc)
+                    item.error.CopyFrom(item_error(exc))
+            if valid:
+                recs = self.recommender.recommend(model, valid, explain=False)
+                for rec, slot in zip(recs, slots, strict=True):
+                    convert.recommendation_to_proto(rec, slot)
+                self._count("BatchRecommendAdjustments", recs)
+            return resp
+
+        return self._observe("BatchRecommendAdjustments", context, run)
+
+    def StreamRecommendAdjustments(
+        self, request_iterator: Iterator[spb.StreamRecommendAdjustmentsRequest], context: grpc.ServicerContext
+    ) -> Iterator[spb.StreamRecommendAdjustmentsResponse]:
+        m = self.metrics
+        m.in_flight.inc()
+        t0 = time.perf_counter()
+        code = "OK"
+        try:
+            for seq, req in enumerate(request_iterator, start=1):
+                if seq > self.max_stream_messages:
+                    code = "RESOURCE_EXHAUSTED"
+                    abort(context, LimitExceededError(f"stream exceeded {self.max_stream_messages} messages"))
+                resp = spb.StreamRecommendAdjustmentsResponse(sequence=seq)
+                try:
+                    model = self.registry.get(req.model_version)
+                    a = self._validate(req.assessment)
+                    recs = self.recommender.recommend(model, [a])
+                    self._count("StreamRecommendAdjustments", recs)
+                    convert.recommendation_to_proto(recs[0], resp.recommendation)
+                except AlignmentError as exc:
+                    # An invalid update does not end a live fitting: answer it and keep going.
+                    self._count_rejections(exc)
+                    resp.error.CopyFrom(item_error(exc))
+                except Exception as exc:
+                    resp.error.CopyFrom(item_error(exc))
+                yield resp
+        finally:
+            m.in_flight.dec()
+            m.requests.labels("StreamRecommendAdjustments", code).inc()
+            m.latency.labels("StreamRecommendAdjustments", code).observe(time.perf_counter() - t0)
+
+    def GetModel(self, request: spb.GetModelRequest, context: grpc.ServicerContext) -> spb.GetModelResponse:
+        def run() -> spb.GetModelResponse:
+            model = self.registry.get(request.model_version)
+            resp = convert.model_info_to_proto(model, sorted(self.registry.snapshot.loaded))
+            pol = self.recommender.policy
+            convert.parameters_to_proto(resp, pol.min_change, pol.max_step)
+            return resp
+
+        return self._observe("GetModel", context, run)
+
+
+    def ExtractFeatures(self, request: spb.ExtractFeaturesRequest, context: grpc.ServicerContext) -> spb.ExtractFeaturesResponse:
+        return self._observe("ExtractFeatures", context, lambda: recordings.extract_features_rpc(request))
+
+    def RecommendFromRecordings(
+        self, request: spb.RecommendFromRecordingsRequest, context: grpc.ServicerContext
+    ) -> spb.RecommendFromRecordingsResponse:
+        def run() -> spb.RecommendFromRecordingsResponse:
+            model = self.registry.get(request.model_version)
+            extraction, assessment = recordings.assessment_from_recordings(request)
+            a = self._validate(assessment)
+            recs = self.recommender.recommend(model, [a])
+            self._count("RecommendFromRecordings", recs)
+            resp = spb.RecommendFromRecordingsResponse(extraction=extraction)
+            convert.recommendation_to_proto(recs[0], resp.recommendation)
+            return resp
+
+        return self._observe("RecommendFromRecordings", context, run)
+
+
+class AdminServicer(admin_grpc.AlignmentAdminServiceServicer):
+    """Operator RPCs; the auth interceptor requires an admin token for them when auth is on."""
+
+    def __init__(self, reload: Callable[[], RefreshResult]) -> None:
+        self._reload = reload
+
+    def ReloadModels(self, request: admin_pb.ReloadModelsRequest, context: grpc.ServicerContext) -> admin_pb.ReloadModelsResponse:
+        try:
+            result = self._reload()
+        except AlignmentError as exc:
+            abort(context, exc)
+        return admin_pb.ReloadModelsResponse(
+            current_version=result.current_version or "",
+            loaded_versions=list(result.loaded),
+            refused=[admin_pb.RefusedModel(version=v, reason=r) for v, r in result.refused],
+            changed=result.changed,
+        )
+
+
+def _prefixed(v: Violation, prefix: str) -> Violation:
+    field = v.field.removeprefix("assessment.")
+    return Violation(
+        prefix + field, v.description, v.reason, v.feature, v.value, v.unit, v.allowed_min, v.allowed_max
+    )
+
+
+def _code_name(exc: BaseException) -> str:
+    return code_for(exc).name

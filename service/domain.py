@@ -1,0 +1,158 @@
+"""Domain types shared by validation, the recommender and the edge.
+
+Frozen slotted dataclasses rather than pydantic models: these are built once per request on the
+hot path, and validation is done explicitly (validation.py) against the catalog with numpy, so a
+second validation layer would only cost time. Pydantic is used where parsing untrusted structure
+pays (settings, manifests).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from service.catalog import AmputationLevel, Parameter, Plane, SensorKind, Side
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientContextInput:
+    """Patient context as received (anything may be missing; validation decides)."""
+
+    amputation_level: AmputationLevel | None
+    prosthetic_side: Side | None
+    body_mass_kg: float | None
+    height_m: float | None = None
+    k_level: int | None = None
+    foot_type: str = ""
+    knee_type: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureInput:
+    name: str
+    value: float
+    unit: str = ""
+    source: SensorKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentInput:
+    assessment_id: str
+    patient: PatientContextInput | None
+    features: tuple[FeatureInput, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientContext:
+    amputation_level: AmputationLevel
+    prosthetic_side: Side
+    body_mass_kg: float
+    height_m: float | None
+    k_level: int | None
+    foot_type: str
+    knee_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class GaitAssessment:
+    """A validated assessment: every present feature in canonical units, in catalog order."""
+
+    assessment_id: str
+    patient: PatientContext
+    # Catalog-ordered values, NaN where the feature was not sent.
+    values: FloatArray
+    # Source per catalog index, for the features that were sent with one.
+    sources: dict[int, SensorKind]
+    # Catalog indices computed by the service (e.g. asymmetries from per-side values).
+    derived: tuple[int, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    name: str
+    version: str
+    sha256: str
+
+
+class ConfidenceLevel(enum.StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    feature: str
+    value: float
+    unit: str
+    normative_mean: float
+    normative_sd: float
+    z_score: float
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    rank: int
+    parameter: Parameter
+    change: float
+    unit: str
+    direction: str
+    confidence: float
+    interval_lower: float
+    interval_upper: float
+    suggested_change: float
+    clamped_to_safe_step: bool
+    supporting_deviations: tuple[str, ...]
+    driving_features: tuple[str, ...]
+    rationale: str
+    plane: Plane
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterEstimate:
+    parameter: Parameter
+    probability_decrease: float
+    probability_no_change: float
+    probability_increase: float
+    magnitude: float
+    unit: str
+    recommended: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NonAlignmentFinding:
+    code: str
+    message: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementSuggestion:
+    feature: str
+    sensor_kind: SensorKind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    assessment_id: str
+    model: ModelRef
+    adjustments: tuple[Adjustment, ...]
+    no_change_needed: bool
+    deviations: tuple[Deviation, ...]
+    non_alignment_findings: tuple[NonAlignmentFinding, ...]
+    missing_features: tuple[str, ...]
+    imputed_features: tuple[str, ...]
+    overall_confidence: float
+    confidence_level: ConfidenceLevel
+    suggested_measurements: tuple[MeasurementSuggestion, ...]
+    warnings: tuple[str, ...]
+    parameter_estimates: tuple[ParameterEstimate, ...] = field(default=())

@@ -1,0 +1,94 @@
+"""The one settings object: read once at start (environment `ALIGN_*` or CLI flags), passed down."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALIGN_", extra="forbid", frozen=True)
+
+    # Where to listen. Plaintext is only allowed on loopback unless allow_insecure_remote is set.
+    address: str = Field("127.0.0.1:50051", description="host:port to bind; port 0 picks a free port")
+    models_dir: Path = Field(Path("./models"), description="directory with <name>/<version>/ model artifacts")
+    model_name: str = Field("alignment", description="model name under models_dir")
+    model_version: str = Field("", description="serve this version; empty = the newest valid one")
+    max_loaded_versions: int = Field(3, ge=1, le=20, description="versions kept loaded for pinning")
+    watch_models_interval_s: float = Field(0.0, ge=0.0, description="poll models_dir for new versions; 0 = off")
+
+    # Security.
+    tls_cert_file: Path | None = Field(None, description="server certificate (PEM); enables TLS")
+    tls_key_file: Path | None = Field(None, description="server private key (PEM)")
+    tls_client_ca_file: Path | None = Field(None, description="CA for client certificates; enables mutual TLS")
+    auth_tokens: SecretStr | None = Field(None, description="comma-separated bearer tokens (name=token or token)")
+    auth_tokens_file: Path | None = Field(None, description="file with one bearer token per line (name=token)")
+    admin_tokens: SecretStr | None = Field(None, description="comma-separated tokens allowed to call admin RPCs")
+    auth_exempt_health: bool = Field(True, description="health and reflection answer without a token")
+    allow_insecure_remote: bool = Field(False, description="allow plaintext on a non-loopback address")
+
+    # Limits.
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request or response")
+    max_features_per_request: int = Field(256, ge=1, description="features in one assessment")
+    max_batch_size: int = Field(10_000, ge=1, description="assessments in one batch call")
+    max_concurrent_rpcs: int = Field(256, ge=1, description="in-flight calls per worker before RESOURCE_EXHAUSTED")
+    max_stream_messages: int = Field(100_000, ge=1, description="messages in one stream session")
+    stream_idle_timeout_s: float = Field(300.0, gt=0, description="close a stream idle this long")
+    grpc_threads: int = Field(16, ge=1, le=512, description="handler threads per worker")
+
+    # Process model and lifecycle.
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    grace_period_s: float = Field(10.0, ge=0.0, description="drain time on SIGTERM")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port; 0 = metrics off")
+    metrics_address: str = Field("127.0.0.1", description="host for the metrics endpoint")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    # Recommendation policy (DESIGN 3.1). Smallest change with a published effect; safe single step.
+    min_change_deg: float = Field(2.0, ge=0.0, le=10.0)
+    min_change_mm: float = Field(5.0, ge=0.0, le=20.0)
+    min_change_length_mm: float = Field(5.0, ge=0.0, le=20.0)
+    max_step_deg: float = Field(6.0, gt=0.0, le=15.0)
+    max_step_mm: float = Field(10.0, gt=0.0, le=30.0)
+    min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="probability needed to recommend a change")
+    deviation_z: float = Field(2.0, gt=0.0, description="|z| from which a feature counts as a deviation")
+    explain: bool = Field(True, description="compute per-adjustment driving features (occlusion)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("mutual TLS (tls_client_ca_file) needs tls_cert_file and tls_key_file")
+        if self.min_change_deg > self.max_step_deg or self.min_change_mm > self.max_step_mm:
+            raise ValueError("min_change must not exceed max_step")
+        if not self.tls_enabled and not self.is_loopback and not self.allow_insecure_remote:
+            raise ValueError(
+                f"refusing plaintext on non-loopback address {self.address!r}: set TLS "
+                "(ALIGN_TLS_CERT_FILE/ALIGN_TLS_KEY_FILE) or ALIGN_ALLOW_INSECURE_REMOTE=true"
+            )
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @property
+    def host(self) -> str:
+        host, _, _ = self.address.rpartition(":")
+        return host.strip("[]")
+
+    @property
+    def is_loopback(self) -> bool:
+        host = self.host
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False

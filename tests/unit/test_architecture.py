@@ -1,0 +1,54 @@
+"""The dependency direction is law (DESIGN 2): walk every import and enforce it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ["catalog", "domain", "validation", "recommender", "registry", "errors", "settings", "logs"]
+FORBIDDEN_IN_CORE = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "google.protobuf", "google.rpc", "onnxruntime", "service.api", "service._generated")
+TRAINING_ONLY = ("sklearn", "pandas", "lightgbm", "onnxmltools", "skl2onnx", "onnx", "training", "matplotlib")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def _bad(imports: set[str], forbidden: tuple[str, ...]) -> set[str]:
+    return {i for i in imports if any(i == f or i.startswith(f + ".") for f in forbidden)}
+
+
+def test_core_imports_no_grpc_protobuf_or_onnxruntime() -> None:
+    for name in CORE:
+        path = ROOT / "service" / f"{name}.py"
+        assert path.exists(), path
+        assert not _bad(_imports(path), FORBIDDEN_IN_CORE), f"service/{name}.py imports {_bad(_imports(path), FORBIDDEN_IN_CORE)}"
+
+
+def test_only_model_py_imports_onnxruntime() -> None:
+    for path in (ROOT / "service").rglob("*.py"):
+        if "_generated" in path.parts or path.name == "model.py":
+            continue
+        assert "onnxruntime" not in _imports(path), f"{path} imports onnxruntime"
+
+
+def test_sensors_are_pure_numpy() -> None:
+    for path in (ROOT / "service" / "sensors").rglob("*.py"):
+        bad = _bad(_imports(path), FORBIDDEN_IN_CORE)
+        assert not bad, f"{path} imports {bad}"
+
+
+def test_service_never_imports_training_libraries() -> None:
+    for path in (ROOT / "service").rglob("*.py"):
+        if "_generated" in path.parts:
+            continue
+        bad = _bad(_imports(path), TRAINING_ONLY)
+        assert not bad, f"{path} imports {bad}"

@@ -1,0 +1,253 @@
+"""The model: per parameter, a direction classifier and conditional magnitude regressors.
+
+For each of the seven parameters (catalog.PARAMETER_NAMES order):
+- direction: 3 classes, decrease / no change / increase, where "change needed" means
+  |correction| >= min_change (the smallest change with a published effect, DESIGN 3.1);
+- magnitude: |correction| given that a change is needed, with a 10%-90% interval (quantile models).
+
+Inputs are catalog.MODEL_INPUT_COLUMNS with NaN for missing; LightGBM routes missing values natively, so
+the same model serves every sensor subset. The LightGBM family is the one exported to ONNX
+(``training.onnx_graph`` replicates ``LightGBMAlignmentModel.predict`` op for op, including the
+temperature calibration). The random-forest family exists for the model-family comparison the
+evaluation reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+from sklearn.ensemble import RandomForestRegressor
+
+from service import catalog
+
+CLASS_DECREASE, CLASS_NONE, CLASS_INCREASE = 0, 1, 2
+OUTPUT_NAMES: tuple[str, ...] = ("p_decrease", "p_increase", "magnitude", "magnitude_lo", "magnitude_hi")
+QUANTILES = (0.1, 0.9)
+# Probabilities are floored before the log of the temperature map; the ONNX graph uses the same floor.
+PROB_FLOOR = 1e-7
+MIN_CHANGE = np.array([p.min_change for p in catalog.PARAMETERS])
+MAX_STEP = np.array([p.max_step for p in catalog.PARAMETERS])
+# Fewer labelled changes than this for a parameter: the magnitude models fall back to a constant
+# (small clinic tables can lack a parameter entirely).
+MIN_CHANGE_ROWS = 8
+
+Predictions = dict[str, np.ndarray]
+
+
+def direction_targets(corr: np.ndarray) -> np.ndarray:
+    """[N,7] classes from corrections: |c| >= min_change decides that a change is needed."""
+    cls = np.full(corr.shape, CLASS_NONE, dtype=np.int64)
+    cls[corr <= -MIN_CHANGE] = CLASS_DECREASE
+    cls[corr >= MIN_CHANGE] = CLASS_INCREASE
+    return cls
+
+
+@dataclass(frozen=True, slots=True)
+class LgbmConfig:
+    clf_rounds: int = 250
+    reg_rounds: int = 250
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    min_data_in_leaf: int = 20
+    feature_fraction: float = 0.8
+    lambda_l2: float = 1.0
+    threads: int = 2
+    seed: int = 0
+
+    def params(self, n_rows: int, **extra: object) -> dict[str, object]:
+        return {
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            # Tiny clinic tables: keep leaves populated but allow any split at all.
+            "min_data_in_leaf": max(2, min(self.min_data_in_leaf, n_rows // 10)),
+            "feature_fraction": self.feature_fraction,
+            "lambda_l2": self.lambda_l2,
+            "num_threads": self.threads,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbose": -1,
+            **extra,
+        }
+
+
+@dataclass(slots=True)
+class ParameterModel:
+    name: str
+    classifier: lgb.Booster
+    magnitude: lgb.Booster
+    magnitude_lo: lgb.Booster
+    magnitude_hi: lgb.Booster
+    temperature: float = 1.0
+
+
+def _calibrate(raw: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of LightGBM softmax outputs: softmax(log(p) / T) (= scaling the margins)."""
+    z = np.log(np.maximum(raw, PROB_FLOOR)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _fit_temperature(raw: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the log loss on held-out calibration rows (1-D grid search)."""
+    if len(y) < 20:
+        return 1.0
+    grid = np.exp(np.linspace(np.log(0.4), np.log(4.0), 121))
+    losses = [-np.mean(np.log(np.maximum(_calibrate(raw, t)[np.arange(len(y)), y], 1e-12))) for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
+def snap_thresholds(booster: lgb.Booster) -> lgb.Booster:
+    """Replace every split threshold by the largest float32 not above it.
+
+    LightGBM stores double thresholds; ONNX TreeEnsemble stores float32, rounded to nearest. A double
+    threshold just below a float32 input value (e.g. 52.19999 for body mass 52.2) rounds up onto that
+    value and flips the split (measured: 0.24 probability difference on one row). For float32 inputs,
+    ``x <= t`` and ``x <= floor32(t)`` are the same test, so snapping changes no prediction of the
+    booster and makes the float32 graph exact.
+    """
+    lines = booster.model_to_string().split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("threshold="):
+            t = np.array([float(v) for v in line.split("=", 1)[1].split()], dtype=np.float64)
+            t32 = t.astype(np.float32)
+            t32 = np.where(t32.astype(np.float64) > t, np.nextafter(t32, np.float32(-np.inf)), t32)
+            lines[i] = "threshold=" + " ".join(repr(float(v)) for v in t32)
+    # tree_sizes holds byte offsets of the original text; without it LightGBM parses trees sequentially.
+    lines = [ln for ln in lines if not ln.startswith("tree_sizes=")]
+    return lgb.Booster(model_str="\n".join(lines))
+
+
+def _constant_booster(x: np.ndarray, value: float, cfg: LgbmConfig) -> lgb.Booster:
+    """A booster that predicts ``value`` everywhere (keeps the ONNX graph uniform for sparse labels)."""
+    return lgb.train(
+        cfg.params(len(x), objective="regression", min_data_in_leaf=1, boost_from_average=True),
+        lgb.Dataset(x, np.full(len(x), value)),
+        num_boost_round=1,
+    )
+
+
+@dataclass(slots=True)
+class LightGBMAlignmentModel:
+    family: str = "lightgbm"
+    parameters: list[ParameterModel] = field(default_factory=list)
+    config: LgbmConfig = field(default_factory=LgbmConfig)
+
+    @classmethod
+    def fit(
+        cls,
+        x: np.ndarray,
+        corr: np.ndarray,
+        x_cal: np.ndarray | None = None,
+        corr_cal: np.ndarray | None = None,
+        config: LgbmConfig = LgbmConfig(),
+    ) -> LightGBMAlignmentModel:
+        y = direction_targets(corr)
+        y_cal = direction_targets(corr_cal) if corr_cal is not None else None
+        models: list[ParameterModel] = []
+        for j, name in enumerate(catalog.PARAMETER_NAMES):
+            clf = lgb.train(
+                config.params(len(x), objective="multiclass", num_class=3),
+                lgb.Dataset(x, y[:, j]),
+                num_boost_round=config.clf_rounds,
+            )
+            need = y[:, j] != CLASS_NONE
+            mag = np.abs(corr[need, j])
+            regs: list[lgb.Booster] = []
+            for extra in ({"objective": "regression"},) + tuple({"objective": "quantile", "alpha": a} for a in QUANTILES):
+                if need.sum() >= MIN_CHANGE_ROWS:
+                    regs.append(lgb.train(config.params(int(need.sum()), **extra), lgb.Dataset(x[need], mag),
+                                          num_boost_round=config.reg_rounds))
+                else:
+                    fallback = float(np.median(mag)) if need.any() else float(MIN_CHANGE[j])
+                    regs.append(_constant_booster(x, fallback, config))
+            temperature = 1.0
+            if x_cal is not None and y_cal is not None and len(x_cal):
+                temperature = _fit_temperature(clf.predict(x_cal), y_cal[:, j])
+            clf = snap_thresholds(clf)
+            regs = [snap_thresholds(r) for r in regs]
+            models.append(ParameterModel(name, clf, regs[0], regs[1], regs[2], temperature))
+        return cls(parameters=models, config=config)
+
+    def predict(self, x: np.ndarray) -> Predictions:
+        """float64 predictions [N,7] per output name; the ONNX graph computes the same in float32."""
+        x = np.asarray(x, dtype=np.float32)
+        out = {k: np.zeros((len(x), len(self.parameters))) for k in OUTPUT_NAMES}
+        for j, pm in enumerate(self.parameters):
+            p = _calibrate(pm.classifier.predict(x), pm.temperature)
+            out["p_decrease"][:, j] = p[:, CLASS_DECREASE]
+            out["p_increase"][:, j] = p[:, CLASS_INCREASE]
+            m = np.maximum(pm.magnitude.predict(x), 0.0)
+            out["magnitude"][:, j] = m
+            out["magnitude_lo"][:, j] = np.maximum(np.minimum(pm.magnitude_lo.predict(x), m), 0.0)
+            out["magnitude_hi"][:, j] = np.maximum(pm.magnitude_hi.predict(x), m)
+        return out
+
+
+@dataclass(slots=True)
+class ForestAlignmentModel:
+    """Comparison family: one multi-output forest on 0/1 decrease/increase targets (DESIGN 6: a
+    multi-output regressor, not a multilabel classifier), plus a forest per parameter for the
+    conditional magnitude; the interval is the 10-90% spread of the per-tree predictions."""
+
+    family: str = "random_forest"
+    direction: RandomForestRegressor | None = None
+    magnitudes: list[RandomForestRegressor | float] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, corr: np.ndarray, n_estimators: int = 100, seed: int = 0) -> ForestAlignmentModel:
+        y = direction_targets(corr)
+        targets = np.concatenate([(y == CLASS_DECREASE), (y == CLASS_INCREASE)], axis=1).astype(np.float64)
+        kw = dict(n_estimators=n_estimators, min_samples_leaf=3, max_features=0.5, n_jobs=2, random_state=seed)
+        direction = RandomForestRegressor(**kw).fit(x, targets)
+        mags: list[RandomForestRegressor | float] = []
+        for j in range(corr.shape[1]):
+            need = y[:, j] != CLASS_NONE
+            if need.sum() >= MIN_CHANGE_ROWS:
+                mags.append(RandomForestRegressor(**kw).fit(x[need], np.abs(corr[need, j])))
+            else:
+                mags.append(float(np.median(np.abs(corr[need, j]))) if need.any() else float(MIN_CHANGE[j]))
+        return cls(direction=direction, magnitudes=mags)
+
+    def predict(self, x: np.ndarray) -> Predictions:
+        assert self.direction is not None
+        k = len(self.magnitudes)
+        d = self.direction.predict(x)
+        out: Predictions = {"p_decrease": d[:, :k], "p_increase": d[:, k:]}
+        mag, lo, hi = (np.zeros((len(x), k)) for _ in range(3))
+        for j, m in enumerate(self.magnitudes):
+            if isinstance(m, float):
+                mag[:, j] = lo[:, j] = hi[:, j] = m
+                continue
+            per_tree = np.stack([t.predict(x) for t in m.estimators_], axis=1)
+            mag[:, j] = per_tree.mean(axis=1)
+            lo[:, j], hi[:, j] = np.quantile(per_tree, QUANTILES, axis=1)
+        out.update(magnitude=mag, magnitude_lo=np.minimum(lo, mag), magnitude_hi=np.maximum(hi, mag))
+        return out
+
+
+AlignmentModel = LightGBMAlignmentModel | ForestAlignmentModel
+
+
+def decide(pred: Predictions) -> np.ndarray:
+    """The decision rule the metrics use: per parameter the most probable of the three classes.
+
+    Returns the signed recommended change [N,7] (0 = no change); magnitudes below min_change are
+    raised to it, since a recommended change smaller than that has no published effect.
+    """
+    p_dec, p_inc = pred["p_decrease"], pred["p_increase"]
+    p_none = 1.0 - p_dec - p_inc
+    cls = np.argmax(np.stack([p_dec, p_none, p_inc], axis=-1), axis=-1)
+    mag = np.maximum(pred["magnitude"], MIN_CHANGE)
+    return np.where(cls == CLASS_INCREASE, mag, np.where(cls == CLASS_DECREASE, -mag, 0.0))
+
+
+def ranking_score(pred: Predictions) -> np.ndarray:
+    """Rank score per parameter for rank-1 agreement: the predicted magnitude in units of the safe
+    single step (magnitude / max_step) for recommended parameters, -inf for the others (the service's
+    own ranking adds the sagittal-before-coronal rule; this metric asks only "biggest problem first")."""
+    rec = decide(pred) != 0.0
+    return np.where(rec, pred["magnitude"] / MAX_STEP, -np.inf)
