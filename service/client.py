@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(client.health())
         except grpc.RpcError as err:
-            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)  # type: ignore[attr-defined]
+            print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
             for v in field_violations(err):
                 print(f"  {v.field}: {v.description} [{v.reason}]", file=sys.stderr)
             return 1

@@ -252,7 +252,7 @@ class Recommender:
         present = ~np.isnan(values)
         z = (values - _NORM_MEAN[level]) / _NORM_SD[level]
         dev_mask = present & (np.abs(z) >= pol.deviation_z)
-        deviations = tuple(_deviation(i, float(values[i]), float(z[i]), level) for i in np.flatnonzero(dev_mask))
+        deviations = tuple(_deviation(int(i), float(values[i]), float(z[i]), level) for i in np.flatnonzero(dev_mask))
         n_present = int(present.sum())
         has_socket = bool(present[_SOCKET_IDX].any())
 

@@ -111,7 +111,7 @@ class ModelRegistry:
                     refused.append((version, err))
             # Versions that vanished from disk stay loaded only while they are current: a request
             # pinned to them keeps working until the next swap.
-            candidates = [v for v in (self.pinned_version and [self.pinned_version] or on_disk[::-1]) if v in loaded]
+            candidates = [v for v in ((self.pinned_version and [self.pinned_version]) or on_disk[::-1]) if v in loaded]
             current = loaded[candidates[0]] if candidates else snap.current
             if current is not None:
                 loaded[current.version] = current

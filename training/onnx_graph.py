@@ -98,6 +98,9 @@ def build_onnx(model: LightGBMAlignmentModel) -> onnx.ModelProto:
         numpy_helper.from_array(np.array(0, dtype=np.int64), "glue_class_decrease"),
         numpy_helper.from_array(np.array(2, dtype=np.int64), "glue_class_increase"),
         numpy_helper.from_array(np.array(0.0, dtype=np.float32), "glue_zero"),
+        numpy_helper.from_array(
+            np.array([[pm.interval_adjust for pm in model.parameters]], dtype=np.float32), "glue_interval_adjust"
+        ),
     ]
     mk = helper.make_node
     nodes += [
@@ -112,10 +115,12 @@ def build_onnx(model: LightGBMAlignmentModel) -> onnx.ModelProto:
         mk("Concat", regs["magnitude"], ["glue_mag_raw"], axis=1, name="glue_concat_mag"),
         mk("Max", ["glue_mag_raw", "glue_zero"], ["magnitude"], name="out_magnitude"),
         mk("Concat", regs["magnitude_lo"], ["glue_lo_raw"], axis=1, name="glue_concat_lo"),
-        mk("Min", ["glue_lo_raw", "magnitude"], ["glue_lo_capped"], name="glue_lo_le_mag"),
+        mk("Sub", ["glue_lo_raw", "glue_interval_adjust"], ["glue_lo_conformal"], name="glue_lo_conformal"),
+        mk("Min", ["glue_lo_conformal", "magnitude"], ["glue_lo_capped"], name="glue_lo_le_mag"),
         mk("Max", ["glue_lo_capped", "glue_zero"], ["magnitude_lo"], name="out_magnitude_lo"),
         mk("Concat", regs["magnitude_hi"], ["glue_hi_raw"], axis=1, name="glue_concat_hi"),
-        mk("Max", ["glue_hi_raw", "magnitude"], ["magnitude_hi"], name="out_magnitude_hi"),
+        mk("Add", ["glue_hi_raw", "glue_interval_adjust"], ["glue_hi_conformal"], name="glue_hi_conformal"),
+        mk("Max", ["glue_hi_conformal", "magnitude"], ["magnitude_hi"], name="out_magnitude_hi"),
     ]
     out_names = ["p_decrease", "p_increase", "magnitude", "magnitude_lo", "magnitude_hi"]
     nodes = _prune(nodes, out_names)

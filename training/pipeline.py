@@ -36,19 +36,23 @@ MIN_CHANGE_ROWS = 8
 Predictions = dict[str, np.ndarray]
 
 
-def direction_targets(corr: np.ndarray) -> np.ndarray:
-    """[N,7] classes from corrections: |c| >= min_change decides that a change is needed."""
+def direction_targets(corr: np.ndarray, min_change: np.ndarray = MIN_CHANGE) -> np.ndarray:
+    """[N,k] classes from corrections: |c| >= min_change decides that a change is needed."""
     cls = np.full(corr.shape, CLASS_NONE, dtype=np.int64)
-    cls[corr <= -MIN_CHANGE] = CLASS_DECREASE
-    cls[corr >= MIN_CHANGE] = CLASS_INCREASE
+    cls[corr <= -min_change] = CLASS_DECREASE
+    cls[corr >= min_change] = CLASS_INCREASE
     return cls
 
 
 @dataclass(frozen=True, slots=True)
 class LgbmConfig:
-    clf_rounds: int = 250
-    reg_rounds: int = 250
-    learning_rate: float = 0.05
+    # Rounds are chosen by early stopping on the calibration patients (grouped, never trained on):
+    # weakly identifiable parameters stop early, which keeps the committed ONNX file small.
+    max_rounds: int = 400
+    fixed_rounds: int = 100  # when there are too few calibration rows to early-stop on
+    early_stopping: int = 30
+    min_valid_rows: int = 30
+    learning_rate: float = 0.08
     num_leaves: int = 15
     min_data_in_leaf: int = 20
     feature_fraction: float = 0.8
@@ -81,6 +85,9 @@ class ParameterModel:
     magnitude_lo: lgb.Booster
     magnitude_hi: lgb.Booster
     temperature: float = 1.0
+    # Conformal widening of the 10-90% interval (CQR, Romano et al. 2019) fitted on the calibration
+    # patients: subtracted from the lower and added to the upper quantile (may be negative).
+    interval_adjust: float = 0.0
 
 
 def _calibrate(raw: np.ndarray, temperature: float) -> np.ndarray:
@@ -121,6 +128,16 @@ def snap_thresholds(booster: lgb.Booster) -> lgb.Booster:
     return lgb.Booster(model_str="\n".join(lines))
 
 
+def _train(params: dict[str, object], x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None,
+           y_val: np.ndarray | None, cfg: LgbmConfig) -> lgb.Booster:
+    if x_val is not None and y_val is not None and len(x_val) >= cfg.min_valid_rows:
+        b = lgb.train(params, lgb.Dataset(x, y), cfg.max_rounds, valid_sets=[lgb.Dataset(x_val, y_val)],
+                      callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)])
+        # Keep only the best iteration so predict, the model text and the ONNX graph all agree.
+        return lgb.Booster(model_str=b.model_to_string(num_iteration=b.best_iteration))
+    return lgb.train(params, lgb.Dataset(x, y), cfg.fixed_rounds)
+
+
 def _constant_booster(x: np.ndarray, value: float, cfg: LgbmConfig) -> lgb.Booster:
     """A booster that predicts ``value`` everywhere (keeps the ONNX graph uniform for sparse labels)."""
     return lgb.train(
@@ -149,18 +166,17 @@ class LightGBMAlignmentModel:
         y_cal = direction_targets(corr_cal) if corr_cal is not None else None
         models: list[ParameterModel] = []
         for j, name in enumerate(catalog.PARAMETER_NAMES):
-            clf = lgb.train(
-                config.params(len(x), objective="multiclass", num_class=3),
-                lgb.Dataset(x, y[:, j]),
-                num_boost_round=config.clf_rounds,
-            )
+            yv = y_cal[:, j] if y_cal is not None else None
+            clf = _train(config.params(len(x), objective="multiclass", num_class=3), x, y[:, j], x_cal, yv, config)
             need = y[:, j] != CLASS_NONE
             mag = np.abs(corr[need, j])
+            need_v = (y_cal[:, j] != CLASS_NONE) if y_cal is not None else None
+            xv = x_cal[need_v] if x_cal is not None and need_v is not None else None
+            mv = np.abs(corr_cal[need_v, j]) if corr_cal is not None and need_v is not None else None
             regs: list[lgb.Booster] = []
             for extra in ({"objective": "regression"},) + tuple({"objective": "quantile", "alpha": a} for a in QUANTILES):
                 if need.sum() >= MIN_CHANGE_ROWS:
-                    regs.append(lgb.train(config.params(int(need.sum()), **extra), lgb.Dataset(x[need], mag),
-                                          num_boost_round=config.reg_rounds))
+                    regs.append(_train(config.params(int(need.sum()), **extra), x[need], mag, xv, mv, config))
                 else:
                     fallback = float(np.median(mag)) if need.any() else float(MIN_CHANGE[j])
                     regs.append(_constant_booster(x, fallback, config))
@@ -169,7 +185,14 @@ class LightGBMAlignmentModel:
                 temperature = _fit_temperature(clf.predict(x_cal), y_cal[:, j])
             clf = snap_thresholds(clf)
             regs = [snap_thresholds(r) for r in regs]
-            models.append(ParameterModel(name, clf, regs[0], regs[1], regs[2], temperature))
+            adjust = 0.0
+            if xv is not None and mv is not None and len(mv) >= 10:
+                m_v = np.maximum(regs[0].predict(xv), 0.0)
+                lo_v, hi_v = np.minimum(regs[1].predict(xv), m_v), np.maximum(regs[2].predict(xv), m_v)
+                score = np.maximum(lo_v - mv, mv - hi_v)
+                level = min(1.0, (QUANTILES[1] - QUANTILES[0]) * (1 + 1 / len(mv)))
+                adjust = float(np.quantile(score, level))
+            models.append(ParameterModel(name, clf, regs[0], regs[1], regs[2], temperature, adjust))
         return cls(parameters=models, config=config)
 
     def predict(self, x: np.ndarray) -> Predictions:
@@ -182,8 +205,9 @@ class LightGBMAlignmentModel:
             out["p_increase"][:, j] = p[:, CLASS_INCREASE]
             m = np.maximum(pm.magnitude.predict(x), 0.0)
             out["magnitude"][:, j] = m
-            out["magnitude_lo"][:, j] = np.maximum(np.minimum(pm.magnitude_lo.predict(x), m), 0.0)
-            out["magnitude_hi"][:, j] = np.maximum(pm.magnitude_hi.predict(x), m)
+            lo = pm.magnitude_lo.predict(x) - pm.interval_adjust
+            out["magnitude_lo"][:, j] = np.maximum(np.minimum(lo, m), 0.0)
+            out["magnitude_hi"][:, j] = np.maximum(pm.magnitude_hi.predict(x) + pm.interval_adjust, m)
         return out
 
 

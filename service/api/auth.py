@@ -53,7 +53,7 @@ def _match(presented: str, tokens: dict[str, str]) -> str | None:
     return found
 
 
-class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, tokens: dict[str, str], admin_tokens: dict[str, str], *, exempt_health: bool) -> None:
         self.tokens = tokens
         self.admin_tokens = admin_tokens
@@ -61,9 +61,9 @@ class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
         method = details.method
         if self.exempt_health and method.startswith(OPEN_PREFIXES):
             return continuation(details)
@@ -87,7 +87,7 @@ class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         return continuation(details)
 
 
-def _denied(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+def _denied(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
     """A handler of the same streaming shape as the real one that only aborts."""
 
     def abort(_req: Any, ctx: grpc.ServicerContext) -> Any:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service.catalog import (
     CATALOG_VERSION,
     FEATURES,
@@ -21,8 +24,6 @@ from service.domain import (
     Recommendation,
 )
 from service.model import OnnxModel, flatten_metrics
-from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
-from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 
 
 def _enum_map(enum_pb: object, prefix: str, domain: type) -> dict[int, object]:
@@ -37,13 +38,13 @@ def _enum_map(enum_pb: object, prefix: str, domain: type) -> dict[int, object]:
 _SENSOR_IN: dict[int, SensorKind] = _enum_map(pb.SensorKind, "SENSOR_KIND_", SensorKind)  # type: ignore[assignment]
 _SENSOR_OUT = {v: k for k, v in _SENSOR_IN.items()}
 _LEVEL_IN: dict[int, AmputationLevel] = _enum_map(pb.AmputationLevel, "AMPUTATION_LEVEL_", AmputationLevel)  # type: ignore[assignment]
-_LEVEL_OUT = {v: k for k, v in _LEVEL_IN.items()}
+_LEVEL_OUT: dict[AmputationLevel, Any] = {v: k for k, v in _LEVEL_IN.items()}
 _SIDE_IN: dict[int, Side] = _enum_map(pb.Side, "SIDE_", Side)  # type: ignore[assignment]
 _FOOT_IN: dict[int, str] = _enum_map(pb.FootType, "FOOT_TYPE_", str)  # type: ignore[assignment]
 _KNEE_IN: dict[int, str] = _enum_map(pb.KneeType, "KNEE_TYPE_", str)  # type: ignore[assignment]
 _PARAM_OUT = {Parameter(name.removeprefix("ADJUSTMENT_PARAMETER_")): n for name, n in pb.AdjustmentParameter.items() if n}
 _PLANE_OUT = {Plane(name.removeprefix("ANATOMICAL_PLANE_")): n for name, n in pb.AnatomicalPlane.items() if n}
-_CONF_OUT = {name.removeprefix("CONFIDENCE_LEVEL_"): n for name, n in pb.ConfidenceLevel.items() if n}
+_CONF_OUT: dict[str, int] = {name.removeprefix("CONFIDENCE_LEVEL_"): n for name, n in pb.ConfidenceLevel.items() if n}
 
 
 def assessment_from_proto(msg: pb.GaitAssessment) -> AssessmentInput:
@@ -72,7 +73,7 @@ def recommendation_to_proto(r: Recommendation, out: pb.Recommendation | None = N
     m.model.sha256 = r.model.sha256
     m.no_change_needed = r.no_change_needed
     m.overall_confidence = r.overall_confidence
-    m.confidence_level = _CONF_OUT[r.confidence_level.value]
+    m.confidence_level = _CONF_OUT[r.confidence_level.value]  # type: ignore[assignment]
     for a in r.adjustments:
         adj = m.adjustments.add(
             rank=a.rank,

@@ -16,6 +16,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
 from service.errors import (
     AlignmentError,
     DependencyMissingError,
@@ -27,7 +28,6 @@ from service.errors import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
-from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
 
 log = logging.getLogger("service.api")
 ERROR_DOMAIN = "prosthetic-alignment.v1"

@@ -26,6 +26,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 from service.api.auth import BearerAuthInterceptor, load_tokens
 from service.api.metrics import Metrics
 from service.api.servicer import AlignmentServicer
@@ -34,8 +36,6 @@ from service.recommender import Policy, Recommender
 from service.registry import ModelRegistry
 from service.settings import Settings
 from service.validation import Limits
-from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
-from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 
 log = logging.getLogger("service.server")
 SERVICE_NAME = spb.DESCRIPTOR.services_by_name["AlignmentService"].full_name
@@ -118,7 +118,8 @@ def build_server(s: Settings, *, reuse_port: bool = False, serve_metrics: bool =
 
     tokens = load_tokens(s.auth_tokens.get_secret_value() if s.auth_tokens else None, s.auth_tokens_file)
     admin = load_tokens(s.admin_tokens.get_secret_value() if s.admin_tokens else None, None)
-    interceptors = [BearerAuthInterceptor(tokens, admin, exempt_health=s.auth_exempt_health)] if (tokens or admin) else []
+    interceptors: list[grpc.ServerInterceptor] = [BearerAuthInterceptor(  # type: ignore[type-arg]
+        tokens, admin, exempt_health=s.auth_exempt_health)] if (tokens or admin) else []
     options = [
         ("grpc.max_receive_message_length", s.max_message_bytes),
         ("grpc.max_send_message_length", s.max_message_bytes),
@@ -251,16 +252,16 @@ def _supervise(s: Settings, workers: int) -> int:
             break
         except InterruptedError:
             continue
-        slot = children.pop(pid, None)
+        finished = children.pop(pid, None)
         code = os.waitstatus_to_exitcode(status)
         worst = max(worst, abs(code))
-        if not stopping and slot is not None:
+        if not stopping and finished is not None:
             if code == 2:  # startup failure: restarting would loop
-                log.error("worker failed to start; stopping", extra={"worker": slot})
+                log.error("worker failed to start; stopping", extra={"worker": finished})
                 forward(signal.SIGTERM, None)
                 stopping = True
                 continue
-            log.error("worker exited; restarting", extra={"worker": slot, "exit_code": code})
+            log.error("worker exited; restarting", extra={"worker": finished, "exit_code": code})
             time.sleep(0.2)
-            spawn(slot)
+            spawn(finished)
     return 0 if stopping and worst == 0 else worst

@@ -9,8 +9,12 @@ from typing import TypeVar
 
 import grpc
 
-from service.api import convert
-from service.api import recordings
+from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2 as admin_pb
+from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
+from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
+from service.api import convert, recordings
 from service.api.errors import abort, code_for, item_error
 from service.api.metrics import Metrics
 from service.domain import GaitAssessment, Recommendation
@@ -18,11 +22,6 @@ from service.errors import AlignmentError, InvalidInputError, LimitExceededError
 from service.recommender import Recommender
 from service.registry import ModelRegistry, RefreshResult
 from service.validation import Limits, validate_assessment
-from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
-from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
-from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2 as admin_pb
-from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
-from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 
 log = logging.getLogger("service.api")
 T = TypeVar("T")

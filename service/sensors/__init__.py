@@ -72,13 +72,13 @@ EXTRACTORS: dict[str, Callable[..., ExtractionResult]] = {
 
 # File-format readers (not sensor kinds): C3D needs the optional ezc3d, imported on first use.
 def extract_c3d(*args: Any, **kwargs: Any) -> ExtractionResult:
-    from service.sensors.c3d import extract_c3d as _impl  # noqa: PLC0415 - keeps import cheap
+    from service.sensors.c3d import extract_c3d as _impl
 
     return _impl(*args, **kwargs)
 
 
 def extract_gaitkit(*args: Any, **kwargs: Any) -> ExtractionResult:
-    from service.sensors.mocap_angles import extract_gaitkit as _impl  # noqa: PLC0415
+    from service.sensors.mocap_angles import extract_gaitkit as _impl
 
     return _impl(*args, **kwargs)
 
@@ -102,6 +102,7 @@ __all__ = [
     "UnknownChannelError",
     "asymmetry_pct",
     "extract_c3d",
+    "extract_force_plate",
     "extract_gaitkit",
     "extract_imu",
     "extract_insole",
@@ -109,5 +110,4 @@ __all__ = [
     "extract_observation",
     "extract_pylon",
     "extract_video_pose",
-    "extract_force_plate",
 ]

@@ -56,7 +56,7 @@ class C3DData:
 
 def _ezc3d() -> Any:
     try:
-        import ezc3d  # noqa: PLC0415 - optional dependency, imported only when C3D is used
+        import ezc3d
     except ImportError as exc:
         raise MissingDependencyError("ezc3d", "reading C3D files") from exc
     return ezc3d
@@ -158,7 +158,7 @@ def extract_c3d(
             continue  # unloaded plate
         loaded = np.flatnonzero(f > 20.0)
         mid_s = 0.5 * (loaded[0] + loaded[-1]) / data.analog_rate_hz
-        frame = min(int(round(mid_s * data.marker_rate_hz)), len(markers["left_heel"]) - 1)
+        frame = min(round(mid_s * data.marker_rate_hz), len(markers["left_heel"]) - 1)
         centre = plate.corners_m.mean(axis=0)
         dist = {s: float(np.linalg.norm(markers[f"{s.prefix}_heel"][frame] - centre)) for s in Side}
         # The foot standing on the plate at mid-contact is the nearer heel (NaN gap: use the other).
@@ -174,4 +174,4 @@ def extract_c3d(
     return merge_results(mocap, force)
 
 
-__all__ = ["C3DData", "ForcePlate", "MARKER_PATTERNS", "extract_c3d", "map_markers", "plate_vertical_force_n", "read_c3d"]
+__all__ = ["MARKER_PATTERNS", "C3DData", "ForcePlate", "extract_c3d", "map_markers", "plate_vertical_force_n", "read_c3d"]

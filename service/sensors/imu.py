@@ -19,6 +19,7 @@ on the gaitmap example data (see tests/realdata).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,7 +93,7 @@ def detect_foot_events(gyr_ml_deg_s: FloatArray, sampling_rate_hz: float) -> Foo
     sag = -np.asarray(gyr_ml_deg_s, dtype=np.float64)
     # Broad smoothing finds the swing phases (each ~0.4 s of positive rotation); narrow push-off and
     # slap bursts average out.
-    broad = smooth(sag, max(1, int(round(0.1 * fs))))
+    broad = smooth(sag, max(1, round(0.1 * fs)))
     hi = float(np.percentile(broad, 99.0))
     peaks = [int(i) for i in local_maxima(broad) if broad[i] > max(0.3 * hi, 30.0)]
     min_gap = int(0.5 * fs)  # one mid-swing per stride
@@ -100,7 +101,7 @@ def detect_foot_events(gyr_ml_deg_s: FloatArray, sampling_rate_hz: float) -> Foo
     for i in sorted(peaks, key=lambda j: -broad[j]):
         if all(abs(i - c) >= min_gap for c in chosen):
             chosen.append(i)
-    fine = smooth(sag, max(1, int(round(0.01 * fs))))
+    fine = smooth(sag, max(1, round(0.01 * fs)))
     ics: list[int] = []
     tcs: list[int] = []
     mids: list[int] = []
@@ -113,8 +114,8 @@ def detect_foot_events(gyr_ml_deg_s: FloatArray, sampling_rate_hz: float) -> Foo
             continue  # swing not bounded by contacts inside the window (edge of recording, shuffle)
         tc = _crossing(fine, a + int(before[-1]))
         ic = _crossing(fine, m + int(after[0]))
-        tcs.append(tc + int(round(TC_OFFSET_S * fs)))
-        ics.append(ic + int(round(IC_OFFSET_S * fs)))
+        tcs.append(tc + round(TC_OFFSET_S * fs))
+        ics.append(ic + round(IC_OFFSET_S * fs))
         mids.append(m)
     return FootEvents(tuple(ics), tuple(tcs), tuple(mids))
 
@@ -123,7 +124,7 @@ def _crossing(x: FloatArray, i: int) -> int:
     """Sample nearest to the zero crossing between x[i] and x[i+1] (linear interpolation)."""
     d = x[i + 1] - x[i]
     frac = 0.0 if d == 0 else float(-x[i] / d)
-    return i + int(round(min(1.0, max(0.0, frac))))
+    return i + round(min(1.0, max(0.0, frac)))
 
 
 def _rotation_to_vertical(specific_force: FloatArray) -> FloatArray:
@@ -265,7 +266,7 @@ def extract_imu(
                 # Mid-stance (foot flat, ~zero velocity): least rotation between IC and TC.
                 lo, hi_ = ic + (tc - ic) // 5, tc - (tc - ic) // 5
                 rest_pts.append((lo + int(np.argmin(gnorm[lo:hi_])), ic))
-            for (r0, _), (r1, _) in zip(rest_pts[:-1], rest_pts[1:], strict=True):
+            for (r0, _), (r1, _) in itertools.pairwise(rest_pts):
                 if not MIN_STRIDE_S <= (r1 - r0) / fs <= MAX_STRIDE_S:
                     continue
                 pos, _ = integrate_stride(acc[r0 : r1 + 1], gyr[r0 : r1 + 1], fs)

@@ -15,6 +15,7 @@ Adapters: ``service.sensors.c3d`` (C3D files) and ``service.sensors.mocap_angles
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from service.sensors.base import (
 from service.sensors.errors import NoCompleteStrideError, RecordingTooShortError, SideMissingError
 
 SEGMENTS = ("heel", "toe", "knee", "ankle", "hip", "shoulder")
-KNOWN_MARKERS = tuple(f"{s}_{seg}" for s in ("left", "right") for seg in SEGMENTS) + ("sacrum", "c7")
+KNOWN_MARKERS = (*tuple(f"{s}_{seg}" for s in ("left", "right") for seg in SEGMENTS), "sacrum", "c7")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +187,7 @@ def extract_mocap(
     step_len: dict[Side, list[float]] = {Side.LEFT: [], Side.RIGHT: []}
     widths: list[float] = []
     step_times: list[float] = []
-    for (h0, s0), (h1, s1) in zip(all_hs[:-1], all_hs[1:], strict=True):
+    for (h0, s0), (h1, s1) in itertools.pairwise(all_hs):
         if s0 is s1 or (h1 - h0) / fs > 1.5:
             continue
         d = m[f"{s1.prefix}_heel"][h1] - m[f"{s0.prefix}_heel"][h1]
@@ -254,7 +255,7 @@ def extract_mocap(
     # Circumduction: lateral bulge of the prosthetic heel path in swing beyond the TO->HS chord.
     circ = []
     lat_p = sign_p * (m[f"{side.prefix}_heel"] @ frame.left)  # + = lateral for the prosthetic side
-    for (a, b), nxt in _with_next(p_stances, p_hs, n):
+    for (_a, b), nxt in _with_next(p_stances, p_hs, n):
         if nxt <= b + 2:
             continue
         chord = np.linspace(lat_p[b], lat_p[nxt], nxt - b + 1)

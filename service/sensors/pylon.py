@@ -59,8 +59,8 @@ def _at_fraction(x: FloatArray, on: int, off: int, frac: float) -> float:
     """Mean over +-2 % of stance around ``frac`` (one sample would carry all the noise)."""
     n = off - on
     c = on + frac * n
-    half = max(1, int(round(0.02 * n)))
-    i = int(round(c))
+    half = max(1, round(0.02 * n))
+    i = round(c)
     return float(np.mean(x[max(on, i - half) : min(off, i + half + 1)]))
 
 

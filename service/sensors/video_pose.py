@@ -134,7 +134,7 @@ def extract_video_pose(
     load = [float(np.max(knee[a : a + max(2, int(0.4 * (b - a)))])) for a, b in p_st]
     out.add("knee_flexion_loading_prosthetic_deg", median_or_nan(load), "2-D knee angle peak, first 40 % stance", len(load), Precision.LOW)
     swing = []
-    for a, b in p_st:
+    for _a, b in p_st:
         nxt = [h for h in events[side][0] if h > b]
         if nxt:
             swing.append(float(np.max(knee[b : nxt[0] + 1])))

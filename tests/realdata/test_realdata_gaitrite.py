@@ -29,7 +29,7 @@ def _values(path: Path) -> np.ndarray:
 
 def _range(name: str) -> tuple[float, float]:
     try:
-        from service import catalog  # noqa: PLC0415 - optional: written by the lead
+        from service import catalog
     except ImportError:
         return FALLBACK_M[name]
     spec = next((f for f in getattr(catalog, "FEATURES", ()) if f.name == name), None)

@@ -7,6 +7,7 @@ median error about -5 / -1 cm (left / right) vs heel markers. IPOL (independent)
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_gaitmap_events_vs_mocap(data_dir: Path) -> None:
         tc_err = _nearest_errors_ms(tc, np.array([e[4] for e in ref]), GAITMAP_FS)
         # Stride time IC->IC and stance time IC->next TC, reference vs detected.
         stride_err, stance_err = [], []
-        for a, b in zip(ref[:-1], ref[1:], strict=True):
+        for a, b in itertools.pairwise(ref):
             if b[1] != a[2]:
                 continue  # not consecutive strides (turn)
             i = int(np.argmin(np.abs(ic - a[3])))
@@ -71,7 +72,7 @@ def test_gaitmap_events_vs_mocap(data_dir: Path) -> None:
             if j.size:
                 stance_err.append(((tc[j[0]] - ic[i]) - (b[4] - a[3])) / GAITMAP_FS * 1000)
         report[side] = (np.median(np.abs(ic_err)), np.median(np.abs(tc_err)), np.median(np.abs(stride_err)), np.median(np.abs(stance_err)))
-        print(side, "median |err| ms IC %.1f TC %.1f stride %.1f stance %.1f" % report[side])
+        print(side, "median |err| ms IC {:.1f} TC {:.1f} stride {:.1f} stance {:.1f}".format(*report[side]))
         assert len(stride_err) >= 20 and len(stance_err) >= 20
         assert all(v <= 20.0 for v in report[side]), report
 
@@ -104,7 +105,7 @@ def test_gaitmap_features_and_stride_length(data_dir: Path) -> None:
             ref = np.hypot(*(heel[round(t / GAITMAP_FS * 100)] - heel[round(s / GAITMAP_FS * 100)])[:2]) / 1000
             pos, _ = integrate_stride(acc[s : t + 1], gyr[s : t + 1], GAITMAP_FS)
             errs.append(np.hypot(pos[-1, 0], pos[-1, 1]) - ref)
-    print("stride length error m: median %.3f, median |err| %.3f" % (np.median(errs), np.median(np.abs(errs))))
+    print(f"stride length error m: median {np.median(errs):.3f}, median |err| {np.median(np.abs(errs)):.3f}")
     assert abs(np.median(errs)) < 0.08 and np.median(np.abs(errs)) < 0.10
 
 

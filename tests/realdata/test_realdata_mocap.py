@@ -10,8 +10,8 @@ import pytest
 from conftest import need
 
 from service.sensors import Side, extract_c3d, extract_gaitkit
-from service.sensors.mocap_angles import load_gaitkit
 from service.sensors.mocap import detect_events, lab_frame
+from service.sensors.mocap_angles import load_gaitkit
 
 
 def _bts(data_dir: Path) -> Path:

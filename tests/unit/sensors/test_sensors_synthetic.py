@@ -193,7 +193,7 @@ def _double_hump(m: int, p1: float, p2: float) -> np.ndarray:
 def _insole(stance_l: float, stance_r: float, stride: float = 1.1, dur: float = 10.0) -> dict[str, np.ndarray]:
     n = int(dur * FS)
     ch = {k: np.zeros(n) for k in ("left_total_n", "right_total_n", "left_heel_n")}
-    for k, on in enumerate(np.arange(0.3, dur - 1.5, stride)):
+    for _k, on in enumerate(np.arange(0.3, dur - 1.5, stride)):
         for s, st, off in (("left", stance_l, 0.0), ("right", stance_r, stride / 2)):
             a = int((on + off) * FS)
             m = int(st * FS)
@@ -252,7 +252,7 @@ def _pose(dur: float = 6.0, fps: float = 30.0, stride: float = 1.1) -> np.ndarra
     t = np.arange(n) / fps
     kp = np.full((n, 17, 3), 1.0)
     hip_x = 100 + 150 * t  # walking to image right at 150 px/s
-    for side, idx, phase in (("left", (5, 11, 13, 15), 0.0), ("right", (6, 12, 14, 16), np.pi)):
+    for _side, idx, phase in (("left", (5, 11, 13, 15), 0.0), ("right", (6, 12, 14, 16), np.pi)):
         sh, hp, kn, an = idx
         swing = 60 * np.sin(2 * np.pi * t / stride + phase)
         kp[:, sh, 0], kp[:, sh, 1] = hip_x, 200

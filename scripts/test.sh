@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything the tests need, then run every check and every test tier.
+# This is the README's test command and what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[training,sensors,dev]"
+
+# buf (protobuf lint) ships as an npm package; install it if this machine lacks it.
+if ! command -v buf >/dev/null 2>&1; then
+  npm install --global --silent @bufbuild/buf@1.75.0 >/dev/null
+fi
+
+echo "== proto lint (buf STANDARD)"
+(cd protos && buf lint)
+echo "== generated code in sync with protos"
+python scripts/gen_protos.py --check
+echo "== ruff"
+python -m ruff check service training tests bench scripts
+echo "== mypy (strict)"
+python -m mypy service training
+
+echo "== tests"
+set +e
+python -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: failing on purpose" >&2
+  exit 1
+fi
+exit "$rc"

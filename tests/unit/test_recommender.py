@@ -1,0 +1,132 @@
+"""Ranking, thresholds, clamping and explanations, with a scripted model (no onnxruntime)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from service.catalog import FEATURE_NAMES, FEATURES, PARAMETER_NAMES, AmputationLevel, Parameter, SensorKind, Side
+from service.domain import AssessmentInput, ConfidenceLevel, FeatureInput, PatientContextInput
+from service.model import Prediction
+from service.recommender import Policy, Recommender
+from service.validation import validate_assessment
+
+PARAMS = tuple(Parameter(n) for n in PARAMETER_NAMES)
+
+
+@dataclass
+class ScriptedModel:
+    """Returns fixed per-parameter outputs: {param: (p_dec, p_inc, magnitude)}."""
+
+    outputs: dict[Parameter, tuple[float, float, float]] = field(default_factory=dict)
+    name: str = "scripted"
+    version: str = "0.0.1"
+    sha256: str = "0" * 64
+    parameters: tuple[Parameter, ...] = PARAMS
+    feature_columns: frozenset[str] = frozenset(FEATURE_NAMES)
+
+    def predict(self, x: np.ndarray) -> Prediction:
+        n = x.shape[0]
+        arr = {k: np.zeros((n, len(PARAMS)), dtype=np.float32) for k in ("dec", "inc", "mag")}
+        for j, p in enumerate(PARAMS):
+            dec, inc, mag = self.outputs.get(p, (0.02, 0.02, 0.0))
+            arr["dec"][:, j], arr["inc"][:, j], arr["mag"][:, j] = dec, inc, mag
+        return Prediction(arr["dec"], arr["inc"], arr["mag"], arr["mag"] * 0.7, arr["mag"] * 1.3)
+
+
+def _assessment(level: AmputationLevel = AmputationLevel.TRANSTIBIAL, **values: float):  # type: ignore[no-untyped-def]
+    base = {f.name: f.normative[level].mean for f in FEATURES}
+    base.update(values)
+    feats = tuple(FeatureInput(n, v, "", SensorKind.MOTION_CAPTURE) for n, v in base.items())
+    return validate_assessment(AssessmentInput("a", PatientContextInput(level, Side.LEFT, 80.0), feats))
+
+
+def _rec(model: ScriptedModel, policy: Policy | None = None, **values: float):  # type: ignore[no-untyped-def]
+    return Recommender(policy or Policy.default()).recommend(model, [_assessment(**values)])[0]  # type: ignore[arg-type]
+
+
+def test_no_change_when_model_sees_none() -> None:
+    r = _rec(ScriptedModel())
+    assert r.no_change_needed and not r.adjustments
+    assert r.confidence_level is ConfidenceLevel.HIGH
+
+
+def test_change_below_minimum_is_not_recommended() -> None:
+    r = _rec(ScriptedModel({Parameter.FOOT_ROTATION: (0.9, 0.0, 1.5)}))
+    assert r.no_change_needed
+    (est,) = [e for e in r.parameter_estimates if e.parameter is Parameter.FOOT_ROTATION]
+    assert "below the smallest meaningful change" in est.reason
+
+
+def test_low_probability_is_not_recommended() -> None:
+    r = _rec(ScriptedModel({Parameter.FOOT_ROTATION: (0.45, 0.1, 8.0)}))
+    assert r.no_change_needed
+
+
+def test_large_change_is_clamped_to_the_safe_step_with_sign() -> None:
+    r = _rec(ScriptedModel({Parameter.FOOT_ROTATION: (0.95, 0.0, 14.0), Parameter.PYLON_LENGTH: (0.0, 0.9, 18.0)}))
+    by = {a.parameter: a for a in r.adjustments}
+    assert by[Parameter.FOOT_ROTATION].change == -6.0 and by[Parameter.FOOT_ROTATION].clamped_to_safe_step
+    assert by[Parameter.FOOT_ROTATION].suggested_change == pytest.approx(-14.0)
+    assert by[Parameter.PYLON_LENGTH].change == 10.0 and by[Parameter.PYLON_LENGTH].unit == "mm"
+    assert by[Parameter.FOOT_ROTATION].interval_lower <= by[Parameter.FOOT_ROTATION].interval_upper
+
+
+def test_policy_thresholds_are_configurable() -> None:
+    pol = Policy.from_values(
+        min_change_deg=1.0, min_change_mm=3.0, min_change_length_mm=5.0, max_step_deg=4.0, max_step_mm=8.0,
+        min_confidence=0.5, deviation_z=2.0, explain=False,
+    )
+    r = _rec(ScriptedModel({Parameter.FOOT_ROTATION: (0.9, 0.0, 1.5), Parameter.HEEL_HEIGHT: (0.0, 0.9, 12.0)}), pol)
+    by = {a.parameter: a for a in r.adjustments}
+    assert by[Parameter.FOOT_ROTATION].change == -1.5
+    assert by[Parameter.HEEL_HEIGHT].change == 8.0
+
+
+def test_sagittal_ranks_before_coronal_even_when_coronal_scores_higher() -> None:
+    r = _rec(ScriptedModel({Parameter.FOOT_MEDIAL_SHIFT: (0.99, 0.0, 10.0), Parameter.SOCKET_FLEXION: (0.0, 0.7, 3.0)}))
+    assert [a.parameter for a in r.adjustments] == [Parameter.SOCKET_FLEXION, Parameter.FOOT_MEDIAL_SHIFT]
+    assert [a.rank for a in r.adjustments] == [1, 2]
+
+
+def test_within_a_plane_group_rank_by_probability_and_size() -> None:
+    r = _rec(ScriptedModel({Parameter.HEEL_HEIGHT: (0.0, 0.6, 6.0), Parameter.FOOT_ROTATION: (0.95, 0.0, 6.0)}))
+    assert r.adjustments[0].parameter is Parameter.FOOT_ROTATION
+
+
+def test_supporting_deviations_follow_the_effect_table() -> None:
+    # Excess external rotation raises toe-out; the correction (negative) is supported by high toe-out.
+    r = _rec(ScriptedModel({Parameter.FOOT_ROTATION: (0.95, 0.0, 6.0)}), foot_progression_angle_prosthetic_deg=25.0)
+    adj = r.adjustments[0]
+    assert adj.change < 0
+    assert "foot_progression_angle_prosthetic_deg" in adj.supporting_deviations
+    assert any(d.feature == "foot_progression_angle_prosthetic_deg" and d.z_score > 2 for d in r.deviations)
+    assert "toe-out" in adj.direction
+
+
+def test_unexplained_deviation_becomes_a_non_alignment_finding() -> None:
+    r = _rec(ScriptedModel(), knee_flexion_loading_prosthetic_deg=25.0)
+    assert r.no_change_needed
+    assert [f.code for f in r.non_alignment_findings] == ["HEEL_TOO_STIFF_SUSPECTED"]
+
+
+def test_explained_deviation_is_not_a_non_alignment_finding() -> None:
+    r = _rec(ScriptedModel({Parameter.SOCKET_FLEXION: (0.9, 0.0, 4.0)}), knee_flexion_loading_prosthetic_deg=25.0)
+    assert not r.non_alignment_findings
+
+
+def test_thin_evidence_lowers_confidence_and_suggests_measurements() -> None:
+    g = validate_assessment(
+        AssessmentInput(
+            "thin",
+            PatientContextInput(AmputationLevel.TRANSTIBIAL, Side.LEFT, 80.0),
+            (FeatureInput("walking_speed_m_per_s", 1.0),),
+        )
+    )
+    r = Recommender(Policy.default()).recommend(ScriptedModel({Parameter.PYLON_LENGTH: (0.3, 0.3, 6.0)}), [g])[0]  # type: ignore[arg-type]
+    assert r.confidence_level is ConfidenceLevel.LOW
+    assert any("too little information" in w for w in r.warnings)
+    assert r.suggested_measurements
+    assert any(s.sensor_kind is SensorKind.INSTRUMENTED_PYLON for s in r.suggested_measurements)

@@ -1,0 +1,125 @@
+"""``python -m training {simulate,fit,evaluate,export,all}``.
+
+Examples (from the repository root):
+    python -m training all                                   # simulate, fit, evaluate, export 1.0.0
+    python -m training simulate --patients 3000 --seed 20261124
+    python -m training fit --data examples/training/clinic_sample.csv
+    python -m training evaluate
+    python -m training export --version 1.0.1 --out models/alignment
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from training import cohort
+from training.dataset import SchemaError
+
+DEFAULT_OUT = Path("models") / "alignment"
+DEFAULT_VERSION = "1.0.0"
+DEFAULT_PATIENTS = 3000
+DEFAULT_SEED = 20261124
+
+
+def _parser() -> argparse.ArgumentParser:
+    from training.workflow import DEFAULT_WORKDIR
+
+    p = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                        help=f"where stages hand over (default {DEFAULT_WORKDIR})")
+        sp.add_argument("-v", "--verbose", action="store_true")
+
+    def sim_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--patients", type=int, default=DEFAULT_PATIENTS)
+        sp.add_argument("--assessments", type=int, default=cohort.N_ASSESSMENTS_DEFAULT,
+                        help="assessments (sensor subsets) per patient")
+        sp.add_argument("--seed", type=int, default=DEFAULT_SEED)
+
+    def fit_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--split-seed", type=int, default=0)
+        sp.add_argument("--no-compare", action="store_true", help="skip the random-forest comparison")
+
+    def export_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--version", default=DEFAULT_VERSION, help="numeric dotted, e.g. 1.0.0")
+        sp.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model root (default models/alignment)")
+
+    sp = sub.add_parser("simulate", help="write the simulated cohort (training schema) to the workdir")
+    common(sp)
+    sim_args(sp)
+    sp.add_argument("--output", type=Path, help="also write the table here (.csv or .parquet)")
+    sp = sub.add_parser("fit", help="train on --data (CSV/Parquet in the schema) or the simulated cohort")
+    common(sp)
+    fit_args(sp)
+    sp.add_argument("--data", type=Path, help="training table (default: the workdir's simulated cohort)")
+    sp = sub.add_parser("evaluate", help="grouped held-out evaluation, metrics and plots")
+    common(sp)
+    sp = sub.add_parser("export", help="write models/alignment/<version>/")
+    common(sp)
+    export_args(sp)
+    sp = sub.add_parser("all", help="simulate (unless --data), fit, evaluate, export")
+    common(sp)
+    sim_args(sp)
+    fit_args(sp)
+    export_args(sp)
+    sp.add_argument("--data", type=Path, help="train on this table instead of simulating")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
+    from training import workflow
+
+    workdir: Path = args.workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        if args.command == "simulate":
+            out = workflow.simulate(workdir, args.patients, args.seed, args.assessments)
+            if args.output:
+                from training import dataset
+
+                dataset.write_table(dataset.load(out).frame, args.output)
+        elif args.command == "fit":
+            workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare)
+        elif args.command == "evaluate":
+            workflow.run_evaluation(workdir)
+        elif args.command == "export":
+            from training.export import export
+
+            export(workdir, args.out, args.version)
+        elif args.command == "all":
+            from training.export import write_artifact
+
+            if args.data is None:
+                workflow.simulate(workdir, args.patients, args.seed, args.assessments)
+            state = workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare)
+            res = workflow.run_evaluation(workdir, state)
+            # Timing covers everything before the artifact write; the export's own seconds are logged.
+            write_artifact(state, res, args.out, args.version, workdir / "plots", time.perf_counter() - t0)
+            _summary(res)
+    except SchemaError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    logging.getLogger("training").info("%s done in %.1f s", args.command, time.perf_counter() - t0)
+    return 0
+
+
+def _summary(res: dict) -> None:
+    t = res["targets"]
+    for k, v in t.items():
+        if isinstance(v, dict):
+            print(f"  {k:22s} {v['value'] if v['value'] is None else round(v['value'], 4)!s:>8} target {v['target']:8s} "
+                  f"{'met' if v['met'] else 'NOT MET'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Write the bundled model artifact ``models/alignment/<version>/``: model.onnx, manifest.json,
+model_card.md and the evaluation plots.
+
+The export refuses to write an artifact whose ONNX outputs differ from the Python model by more than
+PARITY_ATOL on held-out rows, including rows with most inputs missing (the service answers from any
+sensor subset). The artifact is assembled in a temporary sibling directory and moved into place, so
+a reader never sees a half-written version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from service import catalog
+from training import cohort, dataset, evaluate
+from training.onnx_graph import INPUT_NAME, build_onnx, opset_of, run_onnx
+from training.pipeline import OUTPUT_NAMES
+from training.workflow import FitState, dump_json, load_state
+
+log = logging.getLogger("training")
+
+PARITY_ATOL = 1e-4
+MODEL_NAME = "alignment"
+_VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
+GOLDEN_SUBSETS = ("all_sensors", "pylon_only", "imu_only", "video_only", "observation_only", "mocap_force_plate")
+
+
+class ParityError(RuntimeError):
+    """The ONNX graph does not reproduce the Python model within PARITY_ATOL."""
+
+
+def _nan_heavy(x: np.ndarray, seed: int) -> np.ndarray:
+    """Copies of rows with ~70% of inputs blanked, plus an all-missing-features and an all-missing row."""
+    rng = np.random.default_rng(seed)
+    heavy = x.copy()
+    heavy[rng.random(heavy.shape) < 0.7] = np.nan
+    n_feat = len(catalog.FEATURE_NAMES)
+    only_context = x[:1].copy()
+    only_context[:, :n_feat] = np.nan
+    nothing = np.full((1, x.shape[1]), np.nan, dtype=np.float32)
+    return np.concatenate([heavy, only_context, nothing]).astype(np.float32)
+
+
+def golden_inputs(test: pd.DataFrame) -> np.ndarray:
+    """About 8 rows: one per main sensor subset (missing-heavy ones included) + two synthetic ones."""
+    x = dataset.model_inputs(test)
+    subsets = cohort.sensor_subset_of(test).to_numpy()
+    rows: list[np.ndarray] = []
+    for s in GOLDEN_SUBSETS:
+        idx = np.flatnonzero(subsets == s)
+        rows.append(x[idx[0]] if idx.size else x[len(rows) % len(x)])
+    extra = _nan_heavy(x[:1], seed=7)[-2:]  # only context; nothing at all
+    return np.concatenate([np.stack(rows), extra]).astype(np.float32)
+
+
+def _rows_json(a: np.ndarray) -> list[list[float | None]]:
+    return [[None if np.isnan(v) else float(v) for v in row] for row in a]
+
+
+def write_artifact(
+    state: FitState,
+    evaluation: dict[str, Any],
+    out_root: Path,
+    version: str,
+    plots_dir: Path | None = None,
+    pipeline_seconds: float | None = None,
+) -> Path:
+    if not _VERSION_RE.match(version):
+        raise ValueError(f"version must be numeric dotted (e.g. 1.0.0), got {version!r}")
+    t = time.perf_counter()
+    onx = build_onnx(state.model)
+    data = onx.SerializeToString()
+    build_s = time.perf_counter() - t
+
+    # Parity on held-out rows, their missing-heavy copies and the golden rows.
+    x_test = dataset.model_inputs(state.test_frame)
+    golden = golden_inputs(state.test_frame)
+    x_par = np.concatenate([x_test, _nan_heavy(x_test, seed=1), golden]).astype(np.float32)
+    py = state.model.predict(x_par)
+    ox = run_onnx(data, x_par)
+    diffs = {k: float(np.max(np.abs(py[k] - ox[k]))) for k in OUTPUT_NAMES}
+    parity = max(diffs.values())
+    if not parity <= PARITY_ATOL:  # also catches NaN
+        raise ParityError(f"ONNX vs Python max abs diff {parity:.3g} > {PARITY_ATOL:g}: {diffs}")
+    gold_out = run_onnx(data, golden)
+
+    sha = hashlib.sha256(data).hexdigest()
+    manifest: dict[str, Any] = {
+        "schema_version": 1,
+        "name": MODEL_NAME,
+        "version": version,
+        "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "catalog_version": catalog.CATALOG_VERSION,
+        "model_file": "model.onnx",
+        "sha256": sha,
+        "model_family": "lightgbm",
+        "input": {"name": INPUT_NAME, "columns": list(catalog.MODEL_INPUT_COLUMNS), "dtype": "float32",
+                  "missing": "NaN"},
+        "outputs": list(OUTPUT_NAMES),
+        "parameters": [{"name": p.parameter.value, "unit": p.unit, "min_change": p.min_change,
+                        "max_step": p.max_step} for p in catalog.PARAMETERS],
+        "training_data": {
+            "kind": state.data_kind,
+            "fingerprint": state.fingerprint,
+            "n_patients": state.n_patients,
+            "n_assessments": state.n_assessments,
+            "seed": state.cohort_seed,
+            "generator": "training.cohort" if state.data_kind == "simulated" else None,
+            "source": Path(state.data_source).name,
+        },
+        "metrics": evaluation,
+        "onnx": {
+            "opset": opset_of(onx),
+            "node_count": len(onx.graph.node),
+            "parity_max_abs_diff": parity,
+            "parity_rows": int(len(x_par)),
+            "size_bytes": len(data),
+        },
+        "golden": {
+            "inputs": _rows_json(golden),
+            "outputs": {k: gold_out[k].astype(float).tolist() for k in OUTPUT_NAMES},
+            "atol": PARITY_ATOL,
+        },
+        "calibration": {"method": "temperature scaling per parameter (softmax(log p / T))",
+                        "temperature": {pm.name: pm.temperature for pm in state.model.parameters}},
+        "decision_rule": "per parameter the most probable of p_decrease, 1 - p_decrease - p_increase, p_increase",
+    }
+    if pipeline_seconds is not None:
+        manifest["pipeline_seconds"] = pipeline_seconds
+
+    out_root.mkdir(parents=True, exist_ok=True)
+    final = out_root / version
+    tmp = out_root / f".{version}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    (tmp / "model.onnx").write_bytes(data)
+    dump_json(manifest, tmp / "manifest.json")
+    plot_names: list[str] = []
+    if plots_dir is not None and plots_dir.exists():
+        for png in sorted(plots_dir.glob("*.png")):
+            shutil.copy2(png, tmp / png.name)
+            plot_names.append(png.name)
+    from training.model_card import render
+
+    (tmp / "model_card.md").write_text(render(manifest, plot_names))
+    old = out_root / f".{version}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    log.info("wrote %s (%d nodes, %.2f MB, parity %.2g, onnx build %.1f s)", final, len(onx.graph.node),
+             len(data) / 1e6, parity, build_s)
+    return final
+
+
+def export(workdir: Path, out_root: Path, version: str, pipeline_seconds: float | None = None) -> Path:
+    import json
+
+    state = load_state(workdir)
+    evaluation = json.loads((workdir / "evaluation.json").read_text())
+    return write_artifact(state, evaluation, out_root, version, workdir / "plots", pipeline_seconds)
+
+
+def verify_manifest_against_catalog(manifest: dict[str, Any]) -> list[str]:
+    """Problems (empty when consistent) between a manifest and the running catalog; used by tests."""
+    problems: list[str] = []
+    if manifest.get("catalog_version") != catalog.CATALOG_VERSION:
+        problems.append("catalog_version differs")
+    if manifest.get("input", {}).get("columns") != list(catalog.MODEL_INPUT_COLUMNS):
+        problems.append("input columns differ from catalog.MODEL_INPUT_COLUMNS")
+    names = [p["name"] for p in manifest.get("parameters", [])]
+    if names != list(catalog.PARAMETER_NAMES):
+        problems.append("parameters differ from catalog.PARAMETER_NAMES")
+    for p in manifest.get("parameters", []):
+        spec = catalog.PARAMETERS_BY_NAME.get(p["name"])
+        if spec and (p["unit"] != spec.unit or p["min_change"] != spec.min_change):
+            problems.append(f"{p['name']}: unit/min_change differ from the catalog")
+    if manifest.get("outputs") != list(OUTPUT_NAMES):
+        problems.append("outputs differ")
+    return problems
+
+
+__all__ = ["export", "write_artifact", "ParityError", "verify_manifest_against_catalog", "evaluate"]

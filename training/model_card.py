@@ -1,0 +1,160 @@
+"""Render model_card.md from the manifest (the card never states a number the manifest lacks)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from service import catalog
+from training import evaluate
+
+_COLS = (
+    ("n_assessments", "n", "{:d}"),
+    ("direction_accuracy", "direction acc.", "{:.3f}"),
+    ("direction_accuracy_given_change", "direction acc. given change", "{:.3f}"),
+    ("sign_accuracy_when_recommended", "sign acc. when recommended", "{:.3f}"),
+    ("detection_rate", "detection", "{:.3f}"),
+    ("magnitude_mae_deg", "MAE deg", "{:.2f}"),
+    ("magnitude_mae_mm", "MAE mm", "{:.2f}"),
+    ("interval_coverage", "10-90% coverage", "{:.2f}"),
+    ("rank1_agreement", "rank-1", "{:.3f}"),
+    ("specificity", "specificity", "{:.3f}"),
+    ("ece", "ECE", "{:.3f}"),
+)
+
+
+def _fmt(v: Any, f: str) -> str:
+    return "n/a" if v is None else f.format(v)
+
+
+def _table(rows: Mapping[str, Mapping[str, Any]], first: str) -> str:
+    head = f"| {first} | " + " | ".join(c[1] for c in _COLS) + " |"
+    sep = "|---" * (len(_COLS) + 1) + "|"
+    body = [f"| {name} | " + " | ".join(_fmt(r.get(k), f) for k, _, f in _COLS) + " |" for name, r in rows.items()]
+    return "\n".join([head, sep, *body])
+
+
+def _param_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
+    head = ("| parameter | unit | changes needed | direction acc. | direction acc. given change | "
+            "sign acc. when recommended | false recommendation rate | magnitude MAE | 10-90% coverage | ECE |")
+    sep = "|---" * 10 + "|"
+    body = [
+        f"| {n} | {r['unit']} | {r['n_changes_needed']} | {_fmt(r['direction_accuracy'], '{:.3f}')} | "
+        f"{_fmt(r['direction_accuracy_given_change'], '{:.3f}')} | "
+        f"{_fmt(r['sign_accuracy_when_recommended'], '{:.3f}')} | {_fmt(r['false_recommendation_rate'], '{:.3f}')} | "
+        f"{_fmt(r['magnitude_mae'], '{:.2f}')} | {_fmt(r['interval_coverage'], '{:.2f}')} | {_fmt(r['ece'], '{:.3f}')} |"
+        for n, r in rows.items()
+    ]
+    return "\n".join([head, sep, *body])
+
+
+def render(manifest: Mapping[str, Any], plots: list[str]) -> str:
+    m = manifest["metrics"]
+    td = manifest["training_data"]
+    simulated = td["kind"] == "simulated"
+    tg = m["targets"]
+    target_lines = "\n".join(
+        f"| {k} | {_fmt(v['value'], '{:.3f}')} | {v['target']} | {'met' if v['met'] else 'NOT MET'} |"
+        for k, v in tg.items() if isinstance(v, dict)
+    )
+    comp = m.get("model_comparison", {})
+    comp_rows = {f"{fam} ({part})": vals[part] for fam, vals in comp.get("families", {}).items()
+                 for part in ("all_sensors", "overall") if vals.get(part)}
+    split = m.get("split", {})
+    params = "\n".join(
+        f"| {p.parameter.value} | {p.unit} | {p.plus_means} | {p.min_change:g} | {p.max_step:g} |" for p in catalog.PARAMETERS
+    )
+    data_line = (
+        "a **SIMULATED cohort** (`training.cohort`) built from published effect *directions* and perturbation "
+        "ranges; most numeric slopes in `service/data/alignment_effects.csv` are **project estimates [I]**, "
+        "not measured values (clinical-evidence.md section 8: numeric socket-moment slopes were not retrieved)"
+        if simulated
+        else f"clinic data from `{td.get('source')}` in the documented schema (docs/data-schema.md)"
+    )
+    ps = manifest.get("pipeline_seconds")
+    return f"""# Model card: {manifest['name']} {manifest['version']}
+
+**Status: NOT clinically validated.** Trained on {data_line}. It demonstrates the pipeline and the
+service contract; its numbers say how well the model inverts the simulator, not how well it aligns a
+real prosthesis. Do not use it for clinical decisions; a prosthetist decides every change.
+
+## Intended use
+Decision support during dynamic alignment of transtibial and transfemoral prostheses: from gait
+features of one assessment (any sensor subset), suggest which of the seven alignment parameters to
+change, in which direction and by how much, with a probability and a 10-90% interval, or "no change".
+Out of scope: component problems (heel/bumper stiffness, knee friction, suspension, socket fit), pain,
+weakness, ramps and stairs, paediatric users, transfemoral knee position (not a v1 parameter).
+
+## Model
+- Family: {manifest['model_family']} (per parameter: a 3-class direction classifier, a conditional
+  magnitude regressor and 10%/90% quantile regressors; {len(catalog.PARAMETERS) * 4} boosters merged into one
+  ONNX graph of {manifest['onnx']['node_count']} nodes, {manifest['onnx']['size_bytes'] / 1e6:.2f} MB, opset {manifest['onnx']['opset']}).
+- Calibration: {manifest['calibration']['method']}; temperatures {', '.join(f'{k} {v:.2f}' for k, v in manifest['calibration']['temperature'].items())}.
+- ONNX vs Python parity: max abs diff {manifest['onnx']['parity_max_abs_diff']:.2g} on {manifest['onnx']['parity_rows']} rows (held-out rows, copies with ~70% of inputs missing, golden rows); export fails above {manifest['golden']['atol']:g}.
+- Decision rule used by the metrics: {manifest['decision_rule']}.
+{f'- `python -m training all` took {ps:.0f} s.' if ps else ''}
+
+## Inputs
+`features`: float32 [N, {len(manifest['input']['columns'])}] in this order, canonical catalog units, NaN = not measured:
+{', '.join(f'`{c}`' for c in manifest['input']['columns'])}.
+Context: `context_transfemoral` (0/1), `context_body_mass_kg`, `context_k_level` (NaN when unknown).
+
+## Outputs ([N, 7], parameter order below)
+`p_decrease`, `p_increase` (p_no_change = 1 - both), `magnitude`, `magnitude_lo`, `magnitude_hi`
+(parameter units, >= 0, conditional on a change being needed).
+
+| parameter | unit | + means | min_change | max_step |
+|---|---|---|---|---|
+{params}
+
+## Training data
+- kind: {td['kind']}; patients {td['n_patients']}; assessments {td['n_assessments']}; seed {td.get('seed')};
+  fingerprint `{td['fingerprint'][:16]}...`.
+- Split grouped by patient: {split.get('train_patients')} training, {split.get('calibration_patients')} calibration
+  (temperature) and {split.get('test_patients')} held-out test patients ({split.get('test_assessments')} assessments).
+  No patient appears in two of them. All numbers below are on the held-out test patients.
+{'- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters drawn between min_change and the study range; effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; per-sensor noise (IMU vs mocap RMSE, video-pose error on prosthetic limbs) and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient.' if simulated else ''}
+
+## Targets (held-out patients, all sensors)
+| metric | value | target | status |
+|---|---|---|---|
+{target_lines}
+
+Definitions: {evaluate.__doc__.split('Definitions (also written into the model card):', 1)[-1].strip()}
+
+## Metrics per sensor subset (lower figures on partial subsets are expected and shown)
+{_table(m['by_sensor_subset'], 'sensor subset')}
+
+## Metrics per amputation level (all subsets / all sensors only)
+{_table(m['by_amputation_level'], 'level (all subsets)')}
+{_table(m.get('by_amputation_level_all_sensors', {}), 'level (all sensors)').split(chr(10), 2)[2] if m.get('by_amputation_level_all_sensors') else ''}
+
+## Metrics per parameter (all sensors)
+{_param_table(m.get('by_parameter_all_sensors') or m['by_parameter'])}
+
+## Metrics per parameter (all subsets pooled)
+{_param_table(m['by_parameter'])}
+
+## Model-family comparison (same split)
+Selection: {comp.get('selection')}. Best: **{comp.get('best')}**; exported: **{comp.get('exported')}**
+(selection scores: {', '.join(f"{k} {v['selection_score']:.3f}" for k, v in comp.get('families', {}).items())}).
+
+{_table(comp_rows, 'family (subset)') if comp_rows else 'not run'}
+
+## Plots
+{chr(10).join(f'![{p}]({p})' for p in plots)}
+
+## Limitations
+- Simulated data: the model learns the simulator's assumptions (effect slopes [I], linear summation of
+  effects, Gaussian noise). Real patients compensate in ways the simulator does not encode; the
+  spatiotemporal and kinematic responses are known to be unpredictable (Jonkergouw 2016).
+- Near-threshold corrections (just above min_change) are hard to tell from the acceptable band; the
+  simulator leaves a gap between the band (< 0.75 x min_change) and the smallest misalignment
+  (min_change), real data will not.
+- Partial sensor subsets (video, observation, IMU only) carry much less alignment information than the
+  socket moments of an instrumented pylon: expect low confidence and lower accuracy there.
+- Parameters with overlapping signatures (socket adduction vs foot medial shift on the coronal socket
+  moments; socket flexion vs heel height vs foot anterior shift on the sagittal ones) are confused when
+  their distinguishing features are missing.
+- The 10-90% interval is from quantile regressors and is not guaranteed to cover 80% on every subset.
+"""
