@@ -326,7 +326,8 @@ class ParameterSpec:
     plus_direction: str
     minus_direction: str
     # Perturbation range used in alignment studies (clinical-evidence.md section 0.2): the simulator
-    # draws misalignments within it.
+    # draws misalignments within it. Angles 2-6 deg (up to 8 with margin), translations 5-15 mm,
+    # length +-20 mm; foot rotation +18 deg is the smaller of Fridman 2003's two perturbations.
     study_range: float
     # Smallest change with a published effect and the safe single step (DESIGN 3.1); defaults that
     # Settings may override.
@@ -339,7 +340,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         Parameter.FOOT_ROTATION, "deg", Plane.TRANSVERSE,
         "external rotation of the foot (more toe-out)", "internal rotation of the foot (less toe-out)",
-        "rotate the foot externally (more toe-out)", "rotate the foot internally (less toe-out)", 12.0, 2.0, 6.0,
+        "rotate the foot externally (more toe-out)", "rotate the foot internally (less toe-out)", 18.0, 2.0, 6.0,
     ),
     ParameterSpec(
         Parameter.SOCKET_FLEXION, "deg", Plane.SAGITTAL,

@@ -560,6 +560,10 @@ def _prepare_channel(
             )
         )
         return None
+    if kind in _NAN_ALLOWED and not np.isfinite(values).any():
+        # Gaps are fine, a channel that is all gap is a marker or joint that was never seen.
+        out.append(Violation(f"{where}.values", f"{label} has no finite values (all NaN)", INVALID_VALUE))
+        return None
     table, default = _unit_table(kind, ch.name, options)
     unit = ch.unit.strip() or default
     factor = table.get(unit.lower())
@@ -659,7 +663,7 @@ def _violation_from(i: int, p: _Prepared, exc: serr.RecordingError) -> Violation
     elif name in ("layout", "view", "facing"):
         path, subject = f"{base}.options.{name}", f"option {name!r}"
     elif p.c3d is not None:
-        path, subject = f"{base}.c3d_file", f"C3D file ({name})"
+        path, subject = f"{base}.c3d_file", "C3D file" if name == "source" else f"C3D file ({name})"
     elif name in CHANNELS[p.kind]:
         # A known channel that was not sent: the extractor needs it.
         path, subject = f"{base}.channels", f"channel {name!r}"
@@ -708,6 +712,8 @@ def _merge(results: Sequence[tuple[_Prepared, ExtractionResult]]) -> ExtractionO
             by_name.setdefault(name, []).append(_Candidate(name, float(value), prov, source, i))
 
     chosen: dict[str, _Candidate] = {}
+    # Asymmetries left for validation to derive from the chosen pair (none consistent was extracted).
+    omitted: dict[str, str] = {}
     for pros, sound, asym in PAIRED_FEATURES:
         # Recordings with both sides: take the pair (and its asymmetry) from the best of them.
         pairs = [
@@ -723,20 +729,24 @@ def _merge(results: Sequence[tuple[_Prepared, ExtractionResult]]) -> ExtractionO
         same = [c for c in by_name.get(asym, []) if c.index == a.index]
         if same:
             chosen[asym] = same[0]
+        else:
+            omitted[asym] = f"{pros}/{sound} of recordings[{a.index}]"
     for name, cands in by_name.items():
-        if name not in chosen:
+        if name not in chosen and name not in omitted:
             chosen[name] = max(cands, key=_Candidate.key)
 
     superseded: dict[int, list[str]] = {}
     for name, cands in by_name.items():
-        win = chosen[name]
+        win = chosen.get(name)
         for c in cands:
-            if c.index != win.index:
+            if win is None:
+                superseded.setdefault(c.index, []).append(f"{name} (derived from {omitted[name]} instead)")
+            elif c.index != win.index:
                 superseded.setdefault(c.index, []).append(
                     f"{name} (recordings[{win.index}] {win.source.value}, {win.prov.precision} precision)"
                 )
     for i, items in superseded.items():
-        warnings[i].append("not used, a better source was merged: " + "; ".join(items))
+        warnings[i].append("not used, another recording was preferred: " + "; ".join(items))
 
     order = {name: k for k, name in enumerate(FEATURES_BY_NAME)}
     features = tuple(

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE = ["catalog", "domain", "validation", "recommender", "registry", "errors", "settings", "logs"]
+CORE = ["catalog", "domain", "validation", "recommender", "registry", "errors", "settings", "logs", "extraction"]
 FORBIDDEN_IN_CORE = ("grpc", "grpc_health", "grpc_reflection", "grpc_status", "google.protobuf", "google.rpc", "onnxruntime", "service.api", "service._generated")
 TRAINING_ONLY = ("sklearn", "pandas", "lightgbm", "onnxmltools", "skl2onnx", "onnx", "training", "matplotlib")
 

