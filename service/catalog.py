@@ -382,8 +382,9 @@ PARAMETERS_BY_NAME: dict[str, ParameterSpec] = {p.parameter.value: p for p in PA
 class Effect:
     """How one misalignment moves one feature, read from data/alignment_effects.csv.
 
-    A misalignment of +x (parameter units) moves the feature by slope*x (linear) or slope*|x|
-    (symmetric), capped at +-saturation when one is given. compensation_cv is the between-patient
+    A misalignment of +x (parameter units) moves the feature by slope*x (linear), slope*|x|
+    (symmetric), or slope*x only for x > 0 (positive) / x < 0 (negative), capped at +-saturation
+    when one is given. compensation_cv is the between-patient
     coefficient of variation of that response (users compensate spatiotemporal features).
     """
 
@@ -391,7 +392,15 @@ class Effect:
     parameter: Parameter
     level: AmputationLevel | None  # None: both levels
     slope: float
-    shape: str  # "linear" or "symmetric"
+    shape: str  # "linear", "symmetric", "positive" or "negative"
+
+    def shift(self, x: float) -> float:
+        """Feature change for misalignment x before per-patient gain (saturation applied by caller)."""
+        if self.shape == "symmetric":
+            return self.slope * abs(x)
+        if (self.shape == "positive" and x <= 0) or (self.shape == "negative" and x >= 0):
+            return 0.0
+        return self.slope * x
     saturation: float | None
     compensation_cv: float
     evidence: str

@@ -29,6 +29,7 @@ from service.catalog import (
     MODEL_INPUT_COLUMNS,
     PARAMETERS_BY_NAME,
     AmputationLevel,
+    Effect,
     FeatureGroup,
     Parameter,
     ParameterSpec,
@@ -121,7 +122,7 @@ def model_input(assessments: Sequence[GaitAssessment]) -> FloatArray:
 class _EffectRow:
     feature_index: int
     slope: float
-    symmetric: bool
+    effect: Effect
 
 
 def _effect_index() -> dict[tuple[AmputationLevel, Parameter], tuple[_EffectRow, ...]]:
@@ -133,7 +134,7 @@ def _effect_index() -> dict[tuple[AmputationLevel, Parameter], tuple[_EffectRow,
             if e.slope == 0.0:
                 continue
             out.setdefault((lvl, e.parameter), []).append(
-                _EffectRow(FEATURE_INDEX[e.feature], e.slope, e.shape == "symmetric")
+                _EffectRow(FEATURE_INDEX[e.feature], e.slope, e)
             )
     return {k: tuple(v) for k, v in out.items()}
 
@@ -220,6 +221,28 @@ def _level(z: float) -> ConfidenceLevel:
     return ConfidenceLevel.LOW
 
 
+@dataclass(slots=True)
+class _Candidate:
+    spec: ParameterSpec
+    sign: int
+    p_dir: float
+    p_none: float
+    p_dec: float
+    p_inc: float
+    mag: float
+    lo: float
+    hi: float
+    supporting: tuple[str, ...]
+    reason: str = ""
+    too_small: bool = False
+    score: float = 0.0
+    alternatives: tuple[str, ...] = ()
+
+
+# Floor below which a direction does not take part in pooling alternatives (see _pool_alternatives).
+ALTERNATIVE_FLOOR = 0.25
+
+
 class Recommender:
     """Stateless apart from its policy: safe to share across threads."""
 
@@ -233,7 +256,42 @@ class Recommender:
         pred = model.predict(x)
         do_explain = self.policy.explain if explain is None else explain
         ref = ModelRef(model.name, model.version, model.sha256)
-        return [self._one(model, ref, a, x[r], pred, r, do_explain) for r, a in enumerate(assessments)]
+        # Python floats once per batch (float32 -> float is exact either way): indexing numpy arrays
+        # element by element cost more than the ranking itself.
+        rows = tuple(zip(pred.p_decrease.tolist(), pred.p_increase.tolist(), pred.magnitude.tolist(),
+                         pred.magnitude_lo.tolist(), pred.magnitude_hi.tolist(), strict=True))
+        return [self._one(model, ref, a, x[r], pred, r, do_explain, rows[r]) for r, a in enumerate(assessments)]
+
+    def _pool_alternatives(self, cands: list[_Candidate]) -> None:
+        """Recommend one of several alternative fixes for the same deviation when together they are likely.
+
+        Textbooks give two or three alignment fixes per deviation (excessive knee flexion at loading:
+        socket flexed, foot dorsiflexed, or foot posterior; clinical-evidence.md 0.10 and 7.6). The
+        model then splits its probability between them, each below "no change", although together
+        they say a change is needed. For a deviation no recommended change explains, the directions
+        (each at least ALTERNATIVE_FLOOR likely, large enough) that would explain it pool their
+        probabilities; if the pool reaches min_confidence the most probable one is recommended with
+        its own, honest, probability and the others are named as alternatives.
+        """
+        explained = {f for c in cands if c.reason == "" for f in c.supporting}
+        pooled: dict[str, list[_Candidate]] = {}
+        for c in cands:
+            if c.reason == "" or c.too_small or c.p_dir < ALTERNATIVE_FLOOR:
+                continue
+            for f in c.supporting:
+                if f not in explained:
+                    pooled.setdefault(f, []).append(c)
+        done: set[int] = set()
+        for _feature, group in sorted(pooled.items(), key=lambda kv: -sum(c.p_dir for c in kv[1])):
+            group = [c for c in group if id(c) not in done and c.reason != ""]
+            if len(group) < 2 or sum(c.p_dir for c in group) < self.policy.min_confidence:
+                continue
+            best = max(group, key=lambda c: c.p_dir)
+            best.reason = ""
+            best.alternatives = tuple(
+                f"{c.spec.plus_direction if c.sign > 0 else c.spec.minus_direction} ({c.p_dir:.0%})" for c in group if c is not best
+            )
+            done.update(id(c) for c in group)
 
     # -- one assessment -------------------------------------------------------------------------
     def _one(
@@ -245,8 +303,10 @@ class Recommender:
         pred: Prediction,
         r: int,
         explain: bool,
+        row: tuple[list[float], list[float], list[float], list[float], list[float]],
     ) -> Recommendation:
         pol = self.policy
+        p_decs, p_incs, mags, los, his = row
         level = a.patient.amputation_level
         values = a.values
         present = ~np.isnan(values)
@@ -256,47 +316,61 @@ class Recommender:
         n_present = int(present.sum())
         has_socket = bool(present[_SOCKET_IDX].any())
 
-        candidates: list[tuple[float, ParameterSpec, int, float, float, float, float, bool]] = []
+        cands: list[_Candidate] = []
         estimates: list[ParameterEstimate] = []
-        chosen_probs: list[float] = []
         for j, param in enumerate(model.parameters):
             spec = PARAMETERS_BY_NAME[param.value]
-            p_dec = float(pred.p_decrease[r, j])
-            p_inc = float(pred.p_increase[r, j])
+            p_dec = p_decs[j]
+            p_inc = p_incs[j]
             p_none = max(0.0, 1.0 - p_dec - p_inc)
             sign = 1 if p_inc >= p_dec else -1
             p_dir = p_inc if sign > 0 else p_dec
-            mag = max(float(pred.magnitude[r, j]), 0.0)
-            lo = max(float(pred.magnitude_lo[r, j]), 0.0)
-            hi = max(float(pred.magnitude_hi[r, j]), lo)
-            min_change, max_step = pol.min_change[param], pol.max_step[param]
-            reason = ""
+            mag = max(mags[j], 0.0)
+            lo = max(los[j], 0.0)
+            hi = max(his[j], lo)
+            c = _Candidate(spec, sign, p_dir, p_none, p_dec, p_inc, mag, lo, hi, _supporting(level, param, sign, z, dev_mask))
             if p_dir < p_none:
-                reason = "no change is the most likely outcome"
+                c.reason = "no change is the most likely outcome"
             elif p_dir < pol.min_confidence:
-                reason = f"direction probability {p_dir:.2f} is below the confidence needed ({pol.min_confidence:.2f})"
-            elif mag < min_change:
-                reason = f"estimated change {mag:.1f} {spec.unit} is below the smallest meaningful change ({min_change:g} {spec.unit})"
-            recommended = reason == ""
-            chosen_probs.append(p_dir if recommended else max(p_none, 1.0 - p_dir))
-            estimates.append(ParameterEstimate(param, p_dec, p_none, p_inc, mag, spec.unit, recommended, reason))
-            if recommended:
-                step = min(mag, max_step)
-                # Rank by probability times size in units of the safe step: a sure, large change first.
-                score = p_dir * min(mag / max_step, 1.5)
-                candidates.append((score, spec, sign, p_dir, step, lo, hi, mag > max_step))
+                c.reason = f"direction probability {p_dir:.2f} is below the confidence needed ({pol.min_confidence:.2f})"
+            if mag < pol.min_change[param]:
+                c.reason = (
+                    f"estimated change {mag:.1f} {spec.unit} is below the smallest meaningful change "
+                    f"({pol.min_change[param]:g} {spec.unit})"
+                )
+                c.too_small = True
+            cands.append(c)
+        self._pool_alternatives(cands)
 
-        candidates.sort(key=lambda c: (_PLANE_ORDER[c[1].plane], -c[0]))
+        chosen = [c for c in cands if c.reason == ""]
+        for c in chosen:
+            max_step = pol.max_step[c.spec.parameter]
+            # Rank by probability times size in units of the safe step: a sure, large change first.
+            c.score = c.p_dir * min(c.mag / max_step, 1.5)
+        chosen.sort(key=lambda c: (_PLANE_ORDER[c.spec.plane], -c.score))
+        for c in cands:
+            estimates.append(
+                ParameterEstimate(c.spec.parameter, c.p_dec, c.p_none, c.p_inc, c.mag, c.spec.unit, c.reason == "", c.reason)
+            )
+        chosen_probs = [c.p_dir if c.reason == "" else max(c.p_none, 1.0 - c.p_dir) for c in cands]
         adjustments: list[Adjustment] = []
         explained: set[int] = set()
-        for rank, (_score, spec, sign, p_dir, step, lo, hi, clamped) in enumerate(candidates, start=1):
+        # One occlusion batch per assessment, shared by all its adjustments.
+        occlusion = _occlude(model, x_row, present) if explain and chosen else None
+        for rank, c in enumerate(chosen, start=1):
+            spec, sign, p_dir, lo, hi = c.spec, c.sign, c.p_dir, c.lo, c.hi
             param = spec.parameter
-            supporting = _supporting(level, param, sign, z, dev_mask)
+            max_step = pol.max_step[param]
+            step = min(c.mag, max_step)
+            clamped = c.mag > max_step
+            supporting = c.supporting
             explained.update(FEATURE_INDEX[s] for s in supporting)
-            drivers = self._drivers(model, x_row, present, r, param, sign, pred, level) if explain else _effect_drivers(level, param, z, present)
+            drivers = (
+                _drivers(occlusion, model, r, param, sign, pred) if occlusion is not None else _effect_drivers(level, param, z, present)
+            )
             interval = sorted((sign * lo, sign * hi))
             direction = spec.plus_direction if sign > 0 else spec.minus_direction
-            rationale = _rationale(spec, sign, step, p_dir, supporting, clamped)
+            rationale = _rationale(spec, sign, step, p_dir, supporting, clamped, c.alternatives)
             adjustments.append(
                 Adjustment(
                     rank=rank,
@@ -307,7 +381,7 @@ class Recommender:
                     confidence=round(p_dir, 4),
                     interval_lower=round(interval[0], 2),
                     interval_upper=round(interval[1], 2),
-                    suggested_change=round(sign * float(pred.magnitude[r, model.parameters.index(param)]), 2),
+                    suggested_change=round(sign * mags[model.parameters.index(param)], 2),
                     clamped_to_safe_step=clamped,
                     supporting_deviations=supporting,
                     driving_features=drivers,
@@ -347,29 +421,29 @@ class Recommender:
             parameter_estimates=tuple(estimates),
         )
 
-    def _drivers(
-        self,
-        model: OnnxModel,
-        x_row: FloatArray,
-        present: np.ndarray,
-        r: int,
-        param: Parameter,
-        sign: int,
-        pred: Prediction,
-        level: AmputationLevel,
-    ) -> tuple[str, ...]:
-        """Occlusion: which present features, if unmeasured, lower this direction's probability most."""
-        idx = [i for i in np.flatnonzero(present) if FEATURE_NAMES[i] in model.feature_columns]
-        if not idx:
-            return ()
-        rows = np.repeat(x_row[None, :], len(idx), axis=0)
-        rows[np.arange(len(idx)), idx] = np.nan
-        occluded = model.predict(rows)
-        j = model.parameters.index(param)
-        base = float((pred.p_increase if sign > 0 else pred.p_decrease)[r, j])
-        drop = base - (occluded.p_increase if sign > 0 else occluded.p_decrease)[:, j]
-        order = np.argsort(-drop)
-        return tuple(FEATURE_NAMES[idx[k]] for k in order[:5] if drop[k] > 0.01)
+
+def _occlude(model: OnnxModel, x_row: FloatArray, present: np.ndarray) -> tuple[list[int], Prediction | None]:
+    """The model on x_row with each present model feature removed in turn (one row per feature)."""
+    idx = [int(i) for i in np.flatnonzero(present) if FEATURE_NAMES[i] in model.feature_columns]
+    if not idx:
+        return idx, None
+    rows = np.repeat(x_row[None, :], len(idx), axis=0)
+    rows[np.arange(len(idx)), idx] = np.nan
+    return idx, model.predict(rows)
+
+
+def _drivers(
+    occlusion: tuple[list[int], Prediction | None], model: OnnxModel, r: int, param: Parameter, sign: int, pred: Prediction
+) -> tuple[str, ...]:
+    """Occlusion: which present features, if unmeasured, lower this direction's probability most."""
+    idx, occluded = occlusion
+    if occluded is None:
+        return ()
+    j = model.parameters.index(param)
+    base = float((pred.p_increase if sign > 0 else pred.p_decrease)[r, j])
+    drop = base - (occluded.p_increase if sign > 0 else occluded.p_decrease)[:, j]
+    order = np.argsort(-drop)
+    return tuple(FEATURE_NAMES[idx[k]] for k in order[:5] if drop[k] > 0.01)
 
 
 def _deviation(i: int, value: float, z: float, level: AmputationLevel) -> Deviation:
@@ -394,8 +468,8 @@ def _supporting(level: AmputationLevel, param: Parameter, sign: int, z: FloatArr
     for e in _EFFECTS.get((level, param), ()):
         if not dev_mask[e.feature_index]:
             continue
-        expected = np.sign(e.slope) if e.symmetric else np.sign(e.slope) * misalignment_sign
-        if np.sign(z[e.feature_index]) == expected:
+        expected = np.sign(e.effect.shift(float(misalignment_sign)))
+        if expected != 0 and np.sign(z[e.feature_index]) == expected:
             out.append(FEATURE_NAMES[e.feature_index])
     return tuple(out)
 
@@ -407,10 +481,14 @@ def _effect_drivers(level: AmputationLevel, param: Parameter, z: FloatArray, pre
     return tuple(FEATURE_NAMES[e.feature_index] for e in rows[:5])
 
 
-def _rationale(spec: ParameterSpec, sign: int, step: float, p: float, supporting: tuple[str, ...], clamped: bool) -> str:
+def _rationale(
+    spec: ParameterSpec, sign: int, step: float, p: float, supporting: tuple[str, ...], clamped: bool, alternatives: tuple[str, ...] = ()
+) -> str:
     text = f"{spec.plus_direction if sign > 0 else spec.minus_direction} by {step:.1f} {spec.unit} (probability {p:.0%})"
     if supporting:
         text += "; explains " + ", ".join(s.replace("_", " ") for s in supporting)
+    if alternatives:
+        text += "; alternative fixes for the same deviation: " + ", ".join(alternatives) + "; change one at a time and re-assess"
     if clamped:
         text += f"; clamped to the safe single step of {step:g} {spec.unit}: re-assess after this change"
     return text

@@ -54,7 +54,7 @@ CASES: tuple[Case, ...] = (
          frozenset({(P.FOOT_MEDIAL_SHIFT, +1), (P.SOCKET_ADDUCTION, -1)}), "Table A T6 (Ottobock 1C50/1C68/F23 IFUs)"),
     Case("medial knee, second half of stance", TT, {"knee_frontal_shift_late_stance_mm": -10.0, "foot_progression_angle_prosthetic_deg": 17.0, "socket_coronal_moment_late_stance_nm_per_kg": 0.16},
          frozenset({(P.FOOT_ROTATION, -1)}), "Table A T6 (Ottobock IFUs: reduce foot external rotation)"),
-    Case("lateral trunk lean (TF)", TF, {"trunk_lateral_lean_deg": 12.0, "step_width_m": 0.2},
+    Case("lateral trunk lean (TF)", TF, {"trunk_lateral_lean_deg": 12.0, "pelvic_obliquity_range_deg": 12.0},
          frozenset({(P.PYLON_LENGTH, +1), (P.SOCKET_ADDUCTION, +1), (P.FOOT_MEDIAL_SHIFT, +1)}), "Table B F3"),
     Case("abducted gait (TF)", TF, {"step_width_m": 0.25, "socket_coronal_moment_early_stance_nm_per_kg": 0.5, "socket_coronal_moment_late_stance_nm_per_kg": 0.45},
          frozenset({(P.PYLON_LENGTH, -1), (P.SOCKET_ADDUCTION, +1), (P.FOOT_MEDIAL_SHIFT, +1)}), "Table B F4; Table A T7"),

@@ -15,32 +15,39 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from training import cohort
 from training.dataset import SchemaError
 
 DEFAULT_OUT = Path("models") / "alignment"
 DEFAULT_VERSION = "1.0.0"
-DEFAULT_PATIENTS = 3000
+DEFAULT_PATIENTS = 6000  # 3000 gave lower held-out direction accuracy (0.31 vs 0.38, all sensors)
 DEFAULT_SEED = 20261124
 
 
 def _parser() -> argparse.ArgumentParser:
     from training.workflow import DEFAULT_WORKDIR
 
-    p = argparse.ArgumentParser(prog="python -m training", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
-                        help=f"where stages hand over (default {DEFAULT_WORKDIR})")
+        sp.add_argument(
+            "--workdir", type=Path, default=DEFAULT_WORKDIR, help=f"where stages hand over (default {DEFAULT_WORKDIR})"
+        )
         sp.add_argument("-v", "--verbose", action="store_true")
 
     def sim_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--patients", type=int, default=DEFAULT_PATIENTS)
-        sp.add_argument("--assessments", type=int, default=cohort.N_ASSESSMENTS_DEFAULT,
-                        help="assessments (sensor subsets) per patient")
+        sp.add_argument(
+            "--assessments",
+            type=int,
+            default=cohort.N_ASSESSMENTS_DEFAULT,
+            help="assessments (sensor subsets) per patient",
+        )
         sp.add_argument("--seed", type=int, default=DEFAULT_SEED)
 
     def fit_args(sp: argparse.ArgumentParser) -> None:
@@ -113,12 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _summary(res: dict) -> None:
+def _summary(res: dict[str, Any]) -> None:
     t = res["targets"]
     for k, v in t.items():
         if isinstance(v, dict):
-            print(f"  {k:22s} {v['value'] if v['value'] is None else round(v['value'], 4)!s:>8} target {v['target']:8s} "
-                  f"{'met' if v['met'] else 'NOT MET'}")
+            print(
+                f"  {k:22s} {v['value'] if v['value'] is None else round(v['value'], 4)!s:>8} target {v['target']:8s} "
+                f"{'met' if v['met'] else 'NOT MET'}"
+            )
 
 
 if __name__ == "__main__":

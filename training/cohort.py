@@ -23,7 +23,7 @@ spread, dropout rates) are constants below, each with the reason; clinicians can
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,16 +92,48 @@ def format_sensor_kinds(kinds: frozenset[SensorKind]) -> str:
 # --------------------------------------------------------------------------------------------------
 SENSOR_NOISE: dict[SensorKind, dict[str, float]] = {
     _P: {"m/s": 0.05, "steps/min": 1.0, "s": 0.01, "%": 3.0, "bw": 0.03, "N*m/kg": 0.02},
-    _I: {"m/s": 0.05, "steps/min": 1.0, "m": 0.03, "s": 0.03, "%": 4.0, "deg": 3.0, "mm": 5.0,
-         "step_width_m": 0.015, "circumduction_prosthetic_m": 0.012},
+    _I: {
+        "m/s": 0.05,
+        "steps/min": 1.0,
+        "m": 0.03,
+        "s": 0.03,
+        "%": 4.0,
+        "deg": 3.0,
+        "mm": 5.0,
+        "step_width_m": 0.015,
+        "circumduction_prosthetic_m": 0.012,
+    },
     _IN: {"m/s": 0.08, "steps/min": 1.0, "s": 0.015, "%": 3.0, "deg": 4.0, "bw": 0.08},
     _FP: {"m/s": 0.05, "steps/min": 1.5, "s": 0.005, "%": 2.0, "bw": 0.02, "N*m/kg": 0.04},
-    _MC: {"m/s": 0.02, "steps/min": 0.5, "m": 0.01, "s": 0.01, "deg": 1.5, "mm": 2.0,
-          "step_width_m": 0.005, "circumduction_prosthetic_m": 0.004},
-    _V: {"m/s": 0.08, "steps/min": 2.0, "m": 0.05, "s": 0.04, "deg": 6.0, "mm": 8.0,
-         "step_width_m": 0.02, "circumduction_prosthetic_m": 0.018},
-    _O: {"m/s": 0.12, "m": 0.08, "%": 10.0, "deg": 5.0, "mm": 8.0,
-         "step_width_m": 0.03, "circumduction_prosthetic_m": 0.025},
+    _MC: {
+        "m/s": 0.02,
+        "steps/min": 0.5,
+        "m": 0.01,
+        "s": 0.01,
+        "deg": 1.5,
+        "mm": 2.0,
+        "step_width_m": 0.005,
+        "circumduction_prosthetic_m": 0.004,
+    },
+    _V: {
+        "m/s": 0.08,
+        "steps/min": 2.0,
+        "m": 0.05,
+        "s": 0.04,
+        "deg": 6.0,
+        "mm": 8.0,
+        "step_width_m": 0.02,
+        "circumduction_prosthetic_m": 0.018,
+    },
+    _O: {
+        "m/s": 0.12,
+        "m": 0.08,
+        "%": 10.0,
+        "deg": 5.0,
+        "mm": 8.0,
+        "step_width_m": 0.03,
+        "circumduction_prosthetic_m": 0.025,
+    },
 }
 VIDEO_TF_FACTOR = 1.5  # Zhou 2025: pose error on TF prostheses well above TT [I for the factor]
 # Probability that a feature a sensor can measure is still missing (too few good strides, dropped by
@@ -142,7 +174,7 @@ _LEVELS = (AmputationLevel.TRANSTIBIAL, AmputationLevel.TRANSFEMORAL)
 
 @dataclass(frozen=True, slots=True)
 class CohortConfig:
-    n_patients: int = 3000
+    n_patients: int = 6000
     n_assessments: int = N_ASSESSMENTS_DEFAULT
     seed: int = 20261124
 
@@ -186,9 +218,7 @@ def draw_misalignment(rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-def _effect_shift(
-    x: np.ndarray, level: AmputationLevel, gains: Mapping[int, float]
-) -> dict[str, float]:
+def _effect_shift(x: np.ndarray, level: AmputationLevel, gains: Mapping[int, float]) -> dict[str, float]:
     """Sum of the cited effects of misalignment x on every feature (feature units)."""
     shift: dict[str, float] = {}
     for i, eff in enumerate(catalog.effects()):
@@ -197,8 +227,7 @@ def _effect_shift(
         xi = float(x[catalog.PARAMETER_NAMES.index(eff.parameter.value)])
         if xi == 0.0:
             continue
-        dose = abs(xi) if eff.shape == "symmetric" else xi
-        d = gains[i] * eff.slope * dose
+        d = gains[i] * eff.shift(xi)
         if eff.saturation is not None:
             d = max(-eff.saturation, min(eff.saturation, d))
         shift[eff.feature] = shift.get(eff.feature, 0.0) + d
@@ -233,9 +262,9 @@ def _draw_patient(rng: np.random.Generator, idx: int) -> _Patient:
     z = {f: float(rng.normal()) for f in catalog.FEATURE_NAMES}
     z["_coronal_shared"] = float(rng.normal())
     x = draw_misalignment(rng)
-    gains = {
-        i: float(max(0.0, rng.normal(1.0, eff.compensation_cv))) for i, eff in enumerate(catalog.effects())
-    }
+    # Per-patient response gain per effect row, N(1, compensation_cv) from the CSV; floored at 0 because
+    # users compensate an effect away but do not reverse it [I].
+    gains = {i: float(max(0.0, rng.normal(1.0, eff.compensation_cv))) for i, eff in enumerate(catalog.effects())}
     return _Patient(
         pid=f"SIM{idx:06d}",
         level=level,
@@ -266,9 +295,11 @@ def _true_features(p: _Patient, speed: float) -> dict[str, float]:
     f["walking_speed_m_per_s"] = speed
     # Spatiotemporal coupling [K]: faster walking = higher cadence and longer steps; step length
     # follows speed / cadence and scales with body height.
-    cad = _norm("cadence_steps_per_min", lv).mean + 30.0 * dv + 0.6 * _norm("cadence_steps_per_min", lv).sd * p.z[
-        "cadence_steps_per_min"
-    ]
+    cad = (
+        _norm("cadence_steps_per_min", lv).mean
+        + 30.0 * dv
+        + 0.6 * _norm("cadence_steps_per_min", lv).sd * p.z["cadence_steps_per_min"]
+    )
     f["cadence_steps_per_min"] = cad
     step_mean = speed * 60.0 / cad * (p.height / 1.74) ** 0.5
     cycle = 120.0 / cad
@@ -289,15 +320,21 @@ def _true_features(p: _Patient, speed: float) -> dict[str, float]:
     f["foot_progression_angle_sound_deg"] = fs.mean + s * fs.sd * p.z["foot_progression_angle_sound_deg"]
     fpn = _norm("foot_progression_angle_prosthetic_deg", lv)
     f["foot_progression_angle_prosthetic_deg"] = (
-        f["foot_progression_angle_sound_deg"] + (fpn.mean - fs.mean) + 2.5 * p.z["foot_progression_angle_prosthetic_deg"]
+        f["foot_progression_angle_sound_deg"]
+        + (fpn.mean - fs.mean)
+        + 2.5 * p.z["foot_progression_angle_prosthetic_deg"]
     )
     # Coronal socket moments early and late share limb geometry [I]: correlated baselines.
     for name in ("socket_coronal_moment_early_stance_nm_per_kg", "socket_coronal_moment_late_stance_nm_per_kg"):
         n = _norm(name, lv)
         f[name] = n.mean + s * n.sd * (0.6 * p.z["_coronal_shared"] + 0.8 * p.z[name])
     # Speed dependence of loading and swing [K].
-    for name in ("vgrf_loading_peak_prosthetic_bw", "vgrf_loading_peak_sound_bw", "vgrf_push_off_peak_prosthetic_bw",
-                 "pylon_axial_force_peak_bw"):
+    for name in (
+        "vgrf_loading_peak_prosthetic_bw",
+        "vgrf_loading_peak_sound_bw",
+        "vgrf_push_off_peak_prosthetic_bw",
+        "pylon_axial_force_peak_bw",
+    ):
         f[name] += 0.15 * dv
     f["knee_flexion_swing_prosthetic_deg"] += 10.0 * dv
     # Foot type [K]: energy-storing keels push off harder and roll over later than SACH feet.
@@ -381,11 +418,12 @@ def simulate(config: CohortConfig = CohortConfig()) -> pd.DataFrame:
                 # The label: the correction that undoes the misalignment (+0.0 avoids "-0.0" cells).
                 row[f"correction_{pname}"] = float(-p.x[j]) + 0.0
             row["outcome_accepted"] = pd.NA  # no outcome for simulated fittings
+            row["outcome_comfort_0_10"] = math.nan
             rows.append(row)
     from training.dataset import SCHEMA_COLUMNS, coerce_types  # local: dataset imports this module
 
     df = pd.DataFrame(rows)
-    return coerce_types(df[[c for c in SCHEMA_COLUMNS if c in df.columns]])
+    return coerce_types(df[list(SCHEMA_COLUMNS)])
 
 
 def sensor_subset_of(df: pd.DataFrame) -> pd.Series:

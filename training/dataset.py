@@ -36,12 +36,14 @@ FEATURE_COLUMNS: tuple[str, ...] = catalog.FEATURE_NAMES
 CORRECTION_COLUMNS: tuple[str, ...] = tuple(f"correction_{p}" for p in catalog.PARAMETER_NAMES)
 OUTCOME_COLUMNS: tuple[str, ...] = ("outcome_accepted", "outcome_comfort_0_10")
 SCHEMA_COLUMNS: tuple[str, ...] = ID_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS + CORRECTION_COLUMNS + OUTCOME_COLUMNS
-REQUIRED_COLUMNS: tuple[str, ...] = ID_COLUMNS + ("amputation_level",) + FEATURE_COLUMNS + CORRECTION_COLUMNS
+REQUIRED_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, "amputation_level", *FEATURE_COLUMNS, *CORRECTION_COLUMNS)
 
 FOOT_TYPES: tuple[str, ...] = ("SACH", "SINGLE_AXIS", "MULTIAXIAL", "ENERGY_STORING", "MICROPROCESSOR", "OTHER")
 # A correction beyond three study ranges (e.g. 36 deg foot rotation, Fridman 2003's largest) is a data
 # entry error rather than an alignment change.
-CORRECTION_LIMIT: dict[str, float] = {f"correction_{p.parameter.value}": 3.0 * p.study_range for p in catalog.PARAMETERS}
+CORRECTION_LIMIT: dict[str, float] = {
+    f"correction_{p.parameter.value}": 3.0 * p.study_range for p in catalog.PARAMETERS
+}
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 _MAX_ROWS_SHOWN = 5
@@ -91,11 +93,11 @@ def _parse_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
 def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
     """Canonical dtypes: strings for ids/categories, float64 for numbers (NaN = missing), boolean outcome."""
     out = df.copy()
-    for c in ID_COLUMNS + ("amputation_level", "prosthetic_side", "foot_type", "sensor_kinds"):
+    for c in (*ID_COLUMNS, "amputation_level", "prosthetic_side", "foot_type", "sensor_kinds"):
         if c in out.columns:
             out[c] = out[c].astype("string").str.strip()
             out.loc[out[c].eq("").fillna(False), c] = pd.NA
-    for c in ("body_mass_kg", "height_m", "k_level", "outcome_comfort_0_10") + FEATURE_COLUMNS + CORRECTION_COLUMNS:
+    for c in ("body_mass_kg", "height_m", "k_level", "outcome_comfort_0_10", *FEATURE_COLUMNS, *CORRECTION_COLUMNS):
         if c in out.columns:
             out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
     if "outcome_accepted" in out.columns:
@@ -272,7 +274,7 @@ def model_inputs(df: pd.DataFrame) -> np.ndarray:
 
 def corrections(df: pd.DataFrame) -> np.ndarray:
     """The labels: applied corrections [N, 7] in catalog.PARAMETER_NAMES order, parameter units."""
-    return df[list(CORRECTION_COLUMNS)].to_numpy(dtype=np.float64)
+    return np.asarray(df[list(CORRECTION_COLUMNS)].to_numpy(dtype=np.float64))
 
 
 def fingerprint(df: pd.DataFrame) -> str:

@@ -39,9 +39,9 @@ import pandas as pd
 from service import catalog
 from training import cohort
 from training.pipeline import (
+    CLASS_DECREASE,
     CLASS_INCREASE,
     CLASS_NONE,
-    CLASS_DECREASE,
     MAX_STEP,
     MIN_CHANGE,
     Predictions,
@@ -68,7 +68,7 @@ def grouped_split(patient_ids: np.ndarray, fraction: float, seed: int) -> np.nda
     ids = np.unique(patient_ids)
     rng = np.random.default_rng(seed)
     rng.shuffle(ids)
-    n = int(round(fraction * len(ids)))
+    n = round(fraction * len(ids))
     n = min(max(n, 1), max(len(ids) - 1, 1))
     return np.isin(patient_ids, ids[:n])
 
@@ -86,8 +86,9 @@ def _sign_class(pred: Predictions) -> np.ndarray:
     return np.where(pred["p_increase"] >= pred["p_decrease"], CLASS_INCREASE, CLASS_DECREASE)
 
 
-def reliability(pred: Predictions, corr: np.ndarray, min_change: np.ndarray = MIN_CHANGE,
-                n_bins: int = N_BINS) -> dict[str, Any]:
+def reliability(
+    pred: Predictions, corr: np.ndarray, min_change: np.ndarray = MIN_CHANGE, n_bins: int = N_BINS
+) -> dict[str, Any]:
     """Top-label reliability of the 3-class direction probabilities, pooled over parameters."""
     p_dec, p_inc = pred["p_decrease"], pred["p_increase"]
     probs = np.stack([p_dec, 1.0 - p_dec - p_inc, p_inc], axis=-1).reshape(-1, 3)
@@ -102,8 +103,15 @@ def reliability(pred: Predictions, corr: np.ndarray, min_change: np.ndarray = MI
         k = idx == b
         if k.any():
             ece += k.mean() * abs(conf[k].mean() - correct[k].mean())
-        bins.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(k.sum()),
-                     "confidence": _nan(_mean(conf[k])), "accuracy": _nan(_mean(correct[k]))})
+        bins.append(
+            {
+                "lo": float(edges[b]),
+                "hi": float(edges[b + 1]),
+                "n": int(k.sum()),
+                "confidence": _nan(_mean(conf[k])),
+                "accuracy": _nan(_mean(correct[k])),
+            }
+        )
     return {"ece": float(ece) if len(y) else math.nan, "bins": bins}
 
 
@@ -123,8 +131,8 @@ def block(pred: Predictions, corr: np.ndarray, patient_ids: np.ndarray | None = 
     has_rec = np.isfinite(score).any(axis=1)
     well = ~any_need
     out: dict[str, Any] = {
-        "n_assessments": int(len(corr)),
-        "n_patients": int(len(np.unique(patient_ids))) if patient_ids is not None else None,
+        "n_assessments": len(corr),
+        "n_patients": len(np.unique(patient_ids)) if patient_ids is not None else None,
         "n_changes_needed": int(need.sum()),
         "direction_accuracy": _mean((dc == y)[need]),
         "sign_accuracy_when_recommended": _mean((dc == y)[need & rec]),
@@ -185,7 +193,8 @@ def evaluate_predictions(pred: Predictions, df: pd.DataFrame) -> dict[str, Any]:
     res["by_sensor_subset"] = {s: block(*take(subsets == s)) for s in order}
     res["by_amputation_level"] = {lv: block(*take(levels == lv)) for lv in sorted(set(levels))}
     res["by_amputation_level_all_sensors"] = {
-        lv: block(*take((levels == lv) & (subsets == TARGET_SUBSET))) for lv in sorted(set(levels))
+        lv: block(*take((levels == lv) & (subsets == TARGET_SUBSET)))
+        for lv in sorted(set(levels))
         if ((levels == lv) & (subsets == TARGET_SUBSET)).any()
     }
     res["by_parameter"] = per_parameter(pred, corr)

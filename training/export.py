@@ -104,11 +104,17 @@ def write_artifact(
         "model_file": "model.onnx",
         "sha256": sha,
         "model_family": "lightgbm",
-        "input": {"name": INPUT_NAME, "columns": list(catalog.MODEL_INPUT_COLUMNS), "dtype": "float32",
-                  "missing": "NaN"},
+        "input": {
+            "name": INPUT_NAME,
+            "columns": list(catalog.MODEL_INPUT_COLUMNS),
+            "dtype": "float32",
+            "missing": "NaN",
+        },
         "outputs": list(OUTPUT_NAMES),
-        "parameters": [{"name": p.parameter.value, "unit": p.unit, "min_change": p.min_change,
-                        "max_step": p.max_step} for p in catalog.PARAMETERS],
+        "parameters": [
+            {"name": p.parameter.value, "unit": p.unit, "min_change": p.min_change, "max_step": p.max_step}
+            for p in catalog.PARAMETERS
+        ],
         "training_data": {
             "kind": state.data_kind,
             "fingerprint": state.fingerprint,
@@ -123,7 +129,7 @@ def write_artifact(
             "opset": opset_of(onx),
             "node_count": len(onx.graph.node),
             "parity_max_abs_diff": parity,
-            "parity_rows": int(len(x_par)),
+            "parity_rows": len(x_par),
             "size_bytes": len(data),
         },
         "golden": {
@@ -131,8 +137,10 @@ def write_artifact(
             "outputs": {k: gold_out[k].astype(float).tolist() for k in OUTPUT_NAMES},
             "atol": PARITY_ATOL,
         },
-        "calibration": {"method": "temperature scaling per parameter (softmax(log p / T))",
-                        "temperature": {pm.name: pm.temperature for pm in state.model.parameters}},
+        "calibration": {
+            "method": "temperature scaling per parameter (softmax(log p / T))",
+            "temperature": {pm.name: pm.temperature for pm in state.model.parameters},
+        },
         "decision_rule": "per parameter the most probable of p_decrease, 1 - p_decrease - p_increase, p_increase",
     }
     if pipeline_seconds is not None:
@@ -159,8 +167,14 @@ def write_artifact(
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-    log.info("wrote %s (%d nodes, %.2f MB, parity %.2g, onnx build %.1f s)", final, len(onx.graph.node),
-             len(data) / 1e6, parity, build_s)
+    log.info(
+        "wrote %s (%d nodes, %.2f MB, parity %.2g, onnx build %.1f s)",
+        final,
+        len(onx.graph.node),
+        len(data) / 1e6,
+        parity,
+        build_s,
+    )
     return final
 
 
@@ -191,4 +205,4 @@ def verify_manifest_against_catalog(manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
-__all__ = ["export", "write_artifact", "ParityError", "verify_manifest_against_catalog", "evaluate"]
+__all__ = ["ParityError", "evaluate", "export", "verify_manifest_against_catalog", "write_artifact"]

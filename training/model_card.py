@@ -35,8 +35,10 @@ def _table(rows: Mapping[str, Mapping[str, Any]], first: str) -> str:
 
 
 def _param_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    head = ("| parameter | unit | changes needed | direction acc. | direction acc. given change | "
-            "sign acc. when recommended | false recommendation rate | magnitude MAE | 10-90% coverage | ECE |")
+    head = (
+        "| parameter | unit | changes needed | direction acc. | direction acc. given change | "
+        "sign acc. when recommended | false recommendation rate | magnitude MAE | 10-90% coverage | ECE |"
+    )
     sep = "|---" * 10 + "|"
     body = [
         f"| {n} | {r['unit']} | {r['n_changes_needed']} | {_fmt(r['direction_accuracy'], '{:.3f}')} | "
@@ -48,6 +50,23 @@ def _param_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join([head, sep, *body])
 
 
+def _shortfall(m: Mapping[str, Any]) -> str:
+    b = m["by_sensor_subset"].get(evaluate.TARGET_SUBSET) or m["overall"]
+    missed = [k for k, v in m["targets"].items() if isinstance(v, dict) and v["met"] is False]
+    return (
+        f"**Targets missed: {', '.join(missed)}.** The direction is usually right when a change is needed "
+        f"(direction accuracy given change {_fmt(b.get('direction_accuracy_given_change'), '{:.3f}')}, "
+        f"sign accuracy when a change is recommended {_fmt(b.get('sign_accuracy_when_recommended'), '{:.3f}')}), "
+        f"but only {_fmt(b.get('detection_rate'), '{:.3f}')} of the needed changes clear the no-change class. "
+        "Why: with the effect slopes of the CSV, the studied perturbations move even the socket moments by only "
+        "1-3 normative SD (the CSV header says so), the unknown per-patient baseline and the other misaligned "
+        "parameters overlap that signal, and the per-patient gains (compensation_cv 0.2-0.8) blur the "
+        "magnitude; a calibrated model therefore stays on 'no change' for corrections near min_change. "
+        "A lower decision threshold would raise detection at the cost of specificity (not tuned here; the "
+        "calibrated probabilities let the service choose its own threshold)."
+    )
+
+
 def render(manifest: Mapping[str, Any], plots: list[str]) -> str:
     m = manifest["metrics"]
     td = manifest["training_data"]
@@ -55,14 +74,20 @@ def render(manifest: Mapping[str, Any], plots: list[str]) -> str:
     tg = m["targets"]
     target_lines = "\n".join(
         f"| {k} | {_fmt(v['value'], '{:.3f}')} | {v['target']} | {'met' if v['met'] else 'NOT MET'} |"
-        for k, v in tg.items() if isinstance(v, dict)
+        for k, v in tg.items()
+        if isinstance(v, dict)
     )
     comp = m.get("model_comparison", {})
-    comp_rows = {f"{fam} ({part})": vals[part] for fam, vals in comp.get("families", {}).items()
-                 for part in ("all_sensors", "overall") if vals.get(part)}
+    comp_rows = {
+        f"{fam} ({part})": vals[part]
+        for fam, vals in comp.get("families", {}).items()
+        for part in ("all_sensors", "overall")
+        if vals.get(part)
+    }
     split = m.get("split", {})
     params = "\n".join(
-        f"| {p.parameter.value} | {p.unit} | {p.plus_means} | {p.min_change:g} | {p.max_step:g} |" for p in catalog.PARAMETERS
+        f"| {p.parameter.value} | {p.unit} | {p.plus_means} | {p.min_change:g} | {p.max_step:g} |"
+        for p in catalog.PARAMETERS
     )
     data_line = (
         "a **SIMULATED cohort** (`training.cohort`) built from published effect *directions* and perturbation "
@@ -72,7 +97,7 @@ def render(manifest: Mapping[str, Any], plots: list[str]) -> str:
         else f"clinic data from `{td.get('source')}` in the documented schema (docs/data-schema.md)"
     )
     ps = manifest.get("pipeline_seconds")
-    return f"""# Model card: {manifest['name']} {manifest['version']}
+    return f"""# Model card: {manifest["name"]} {manifest["version"]}
 
 **Status: NOT clinically validated.** Trained on {data_line}. It demonstrates the pipeline and the
 service contract; its numbers say how well the model inverts the simulator, not how well it aligns a
@@ -86,17 +111,17 @@ Out of scope: component problems (heel/bumper stiffness, knee friction, suspensi
 weakness, ramps and stairs, paediatric users, transfemoral knee position (not a v1 parameter).
 
 ## Model
-- Family: {manifest['model_family']} (per parameter: a 3-class direction classifier, a conditional
+- Family: {manifest["model_family"]} (per parameter: a 3-class direction classifier, a conditional
   magnitude regressor and 10%/90% quantile regressors; {len(catalog.PARAMETERS) * 4} boosters merged into one
-  ONNX graph of {manifest['onnx']['node_count']} nodes, {manifest['onnx']['size_bytes'] / 1e6:.2f} MB, opset {manifest['onnx']['opset']}).
-- Calibration: {manifest['calibration']['method']}; temperatures {', '.join(f'{k} {v:.2f}' for k, v in manifest['calibration']['temperature'].items())}.
-- ONNX vs Python parity: max abs diff {manifest['onnx']['parity_max_abs_diff']:.2g} on {manifest['onnx']['parity_rows']} rows (held-out rows, copies with ~70% of inputs missing, golden rows); export fails above {manifest['golden']['atol']:g}.
-- Decision rule used by the metrics: {manifest['decision_rule']}.
-{f'- `python -m training all` took {ps:.0f} s.' if ps else ''}
+  ONNX graph of {manifest["onnx"]["node_count"]} nodes, {manifest["onnx"]["size_bytes"] / 1e6:.2f} MB, opset {manifest["onnx"]["opset"]}).
+- Calibration: {manifest["calibration"]["method"]}; temperatures {", ".join(f"{k} {v:.2f}" for k, v in manifest["calibration"]["temperature"].items())}.
+- ONNX vs Python parity: max abs diff {manifest["onnx"]["parity_max_abs_diff"]:.2g} on {manifest["onnx"]["parity_rows"]} rows (held-out rows, copies with ~70% of inputs missing, golden rows); export fails above {manifest["golden"]["atol"]:g}.
+- Decision rule used by the metrics: {manifest["decision_rule"]}.
+{f"- `python -m training all` took {ps:.0f} s." if ps else ""}
 
 ## Inputs
-`features`: float32 [N, {len(manifest['input']['columns'])}] in this order, canonical catalog units, NaN = not measured:
-{', '.join(f'`{c}`' for c in manifest['input']['columns'])}.
+`features`: float32 [N, {len(manifest["input"]["columns"])}] in this order, canonical catalog units, NaN = not measured:
+{", ".join(f"`{c}`" for c in manifest["input"]["columns"])}.
 Context: `context_transfemoral` (0/1), `context_body_mass_kg`, `context_k_level` (NaN when unknown).
 
 ## Outputs ([N, 7], parameter order below)
@@ -108,41 +133,43 @@ Context: `context_transfemoral` (0/1), `context_body_mass_kg`, `context_k_level`
 {params}
 
 ## Training data
-- kind: {td['kind']}; patients {td['n_patients']}; assessments {td['n_assessments']}; seed {td.get('seed')};
-  fingerprint `{td['fingerprint'][:16]}...`.
-- Split grouped by patient: {split.get('train_patients')} training, {split.get('calibration_patients')} calibration
-  (temperature) and {split.get('test_patients')} held-out test patients ({split.get('test_assessments')} assessments).
+- kind: {td["kind"]}; patients {td["n_patients"]}; assessments {td["n_assessments"]}; seed {td.get("seed")};
+  fingerprint `{td["fingerprint"][:16]}...`.
+- Split grouped by patient: {split.get("train_patients")} training, {split.get("calibration_patients")} calibration
+  (temperature) and {split.get("test_patients")} held-out test patients ({split.get("test_assessments")} assessments).
   No patient appears in two of them. All numbers below are on the held-out test patients.
-{'- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters drawn between min_change and the study range; effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; per-sensor noise (IMU vs mocap RMSE, video-pose error on prosthetic limbs) and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient.' if simulated else ''}
+{"- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters drawn between min_change and the study range; effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; per-sensor noise (IMU vs mocap RMSE, video-pose error on prosthetic limbs) and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient." if simulated else ""}
 
 ## Targets (held-out patients, all sensors)
 | metric | value | target | status |
 |---|---|---|---|
 {target_lines}
 
-Definitions: {evaluate.__doc__.split('Definitions (also written into the model card):', 1)[-1].strip()}
+{_shortfall(m) if not tg.get("all_met") else "All targets met on this split."}
+
+Definitions: {evaluate.__doc__.split("Definitions (also written into the model card):", 1)[-1].strip()}
 
 ## Metrics per sensor subset (lower figures on partial subsets are expected and shown)
-{_table(m['by_sensor_subset'], 'sensor subset')}
+{_table(m["by_sensor_subset"], "sensor subset")}
 
 ## Metrics per amputation level (all subsets / all sensors only)
-{_table(m['by_amputation_level'], 'level (all subsets)')}
-{_table(m.get('by_amputation_level_all_sensors', {}), 'level (all sensors)').split(chr(10), 2)[2] if m.get('by_amputation_level_all_sensors') else ''}
+{_table(m["by_amputation_level"], "level (all subsets)")}
+{_table(m.get("by_amputation_level_all_sensors", {}), "level (all sensors)").split(chr(10), 2)[2] if m.get("by_amputation_level_all_sensors") else ""}
 
 ## Metrics per parameter (all sensors)
-{_param_table(m.get('by_parameter_all_sensors') or m['by_parameter'])}
+{_param_table(m.get("by_parameter_all_sensors") or m["by_parameter"])}
 
 ## Metrics per parameter (all subsets pooled)
-{_param_table(m['by_parameter'])}
+{_param_table(m["by_parameter"])}
 
 ## Model-family comparison (same split)
-Selection: {comp.get('selection')}. Best: **{comp.get('best')}**; exported: **{comp.get('exported')}**
-(selection scores: {', '.join(f"{k} {v['selection_score']:.3f}" for k, v in comp.get('families', {}).items())}).
+Selection: {comp.get("selection")}. Best: **{comp.get("best")}**; exported: **{comp.get("exported")}**
+(selection scores: {", ".join(f"{k} {v['selection_score']:.3f}" for k, v in comp.get("families", {}).items())}).
 
-{_table(comp_rows, 'family (subset)') if comp_rows else 'not run'}
+{_table(comp_rows, "family (subset)") if comp_rows else "not run"}
 
 ## Plots
-{chr(10).join(f'![{p}]({p})' for p in plots)}
+{chr(10).join(f"![{p}]({p})" for p in plots)}
 
 ## Limitations
 - Simulated data: the model learns the simulator's assumptions (effect slopes [I], linear summation of

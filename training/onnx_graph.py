@@ -29,12 +29,13 @@ ML_OPSET = 1
 
 
 def _convert(booster: object, n_inputs: int) -> onnx.ModelProto:
-    return convert_lightgbm(
+    onx: onnx.ModelProto = convert_lightgbm(
         booster,
         initial_types=[(INPUT_NAME, FloatTensorType([None, n_inputs]))],
         target_opset=TARGET_OPSET,
         zipmap=False,
     )
+    return onx
 
 
 def _prefixed(model: onnx.ModelProto, prefix: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], list[str]]:

@@ -36,6 +36,11 @@ MIN_CHANGE_ROWS = 8
 Predictions = dict[str, np.ndarray]
 
 
+def _predict(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    """Booster output as float64 ndarray (LightGBM's own return type is loosely typed)."""
+    return np.asarray(booster.predict(x), dtype=np.float64)
+
+
 def direction_targets(corr: np.ndarray, min_change: np.ndarray = MIN_CHANGE) -> np.ndarray:
     """[N,k] classes from corrections: |c| >= min_change decides that a change is needed."""
     cls = np.full(corr.shape, CLASS_NONE, dtype=np.int64)
@@ -95,7 +100,7 @@ def _calibrate(raw: np.ndarray, temperature: float) -> np.ndarray:
     z = np.log(np.maximum(raw, PROB_FLOOR)) / temperature
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
 def _fit_temperature(raw: np.ndarray, y: np.ndarray) -> float:
@@ -128,11 +133,22 @@ def snap_thresholds(booster: lgb.Booster) -> lgb.Booster:
     return lgb.Booster(model_str="\n".join(lines))
 
 
-def _train(params: dict[str, object], x: np.ndarray, y: np.ndarray, x_val: np.ndarray | None,
-           y_val: np.ndarray | None, cfg: LgbmConfig) -> lgb.Booster:
+def _train(
+    params: dict[str, object],
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    cfg: LgbmConfig,
+) -> lgb.Booster:
     if x_val is not None and y_val is not None and len(x_val) >= cfg.min_valid_rows:
-        b = lgb.train(params, lgb.Dataset(x, y), cfg.max_rounds, valid_sets=[lgb.Dataset(x_val, y_val)],
-                      callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)])
+        b = lgb.train(
+            params,
+            lgb.Dataset(x, y),
+            cfg.max_rounds,
+            valid_sets=[lgb.Dataset(x_val, y_val)],
+            callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)],
+        )
         # Keep only the best iteration so predict, the model text and the ONNX graph all agree.
         return lgb.Booster(model_str=b.model_to_string(num_iteration=b.best_iteration))
     return lgb.train(params, lgb.Dataset(x, y), cfg.fixed_rounds)
@@ -174,7 +190,9 @@ class LightGBMAlignmentModel:
             xv = x_cal[need_v] if x_cal is not None and need_v is not None else None
             mv = np.abs(corr_cal[need_v, j]) if corr_cal is not None and need_v is not None else None
             regs: list[lgb.Booster] = []
-            for extra in ({"objective": "regression"},) + tuple({"objective": "quantile", "alpha": a} for a in QUANTILES):
+            objectives: list[dict[str, object]] = [{"objective": "regression"}]
+            objectives += [{"objective": "quantile", "alpha": a} for a in QUANTILES]
+            for extra in objectives:
                 if need.sum() >= MIN_CHANGE_ROWS:
                     regs.append(_train(config.params(int(need.sum()), **extra), x[need], mag, xv, mv, config))
                 else:
@@ -182,13 +200,13 @@ class LightGBMAlignmentModel:
                     regs.append(_constant_booster(x, fallback, config))
             temperature = 1.0
             if x_cal is not None and y_cal is not None and len(x_cal):
-                temperature = _fit_temperature(clf.predict(x_cal), y_cal[:, j])
+                temperature = _fit_temperature(_predict(clf, x_cal), y_cal[:, j])
             clf = snap_thresholds(clf)
             regs = [snap_thresholds(r) for r in regs]
             adjust = 0.0
             if xv is not None and mv is not None and len(mv) >= 10:
-                m_v = np.maximum(regs[0].predict(xv), 0.0)
-                lo_v, hi_v = np.minimum(regs[1].predict(xv), m_v), np.maximum(regs[2].predict(xv), m_v)
+                m_v = np.maximum(_predict(regs[0], xv), 0.0)
+                lo_v, hi_v = np.minimum(_predict(regs[1], xv), m_v), np.maximum(_predict(regs[2], xv), m_v)
                 score = np.maximum(lo_v - mv, mv - hi_v)
                 level = min(1.0, (QUANTILES[1] - QUANTILES[0]) * (1 + 1 / len(mv)))
                 adjust = float(np.quantile(score, level))
@@ -200,14 +218,14 @@ class LightGBMAlignmentModel:
         x = np.asarray(x, dtype=np.float32)
         out = {k: np.zeros((len(x), len(self.parameters))) for k in OUTPUT_NAMES}
         for j, pm in enumerate(self.parameters):
-            p = _calibrate(pm.classifier.predict(x), pm.temperature)
+            p = _calibrate(_predict(pm.classifier, x), pm.temperature)
             out["p_decrease"][:, j] = p[:, CLASS_DECREASE]
             out["p_increase"][:, j] = p[:, CLASS_INCREASE]
-            m = np.maximum(pm.magnitude.predict(x), 0.0)
+            m = np.maximum(_predict(pm.magnitude, x), 0.0)
             out["magnitude"][:, j] = m
-            lo = pm.magnitude_lo.predict(x) - pm.interval_adjust
+            lo = _predict(pm.magnitude_lo, x) - pm.interval_adjust
             out["magnitude_lo"][:, j] = np.maximum(np.minimum(lo, m), 0.0)
-            out["magnitude_hi"][:, j] = np.maximum(pm.magnitude_hi.predict(x) + pm.interval_adjust, m)
+            out["magnitude_hi"][:, j] = np.maximum(_predict(pm.magnitude_hi, x) + pm.interval_adjust, m)
         return out
 
 

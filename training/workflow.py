@@ -46,6 +46,8 @@ class FitState:
     test_frame: pd.DataFrame
     n_train_patients: int
     n_cal_patients: int
+    train_patient_ids: list[str] = field(default_factory=list)
+    cal_patient_ids: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -82,16 +84,18 @@ def simulate(workdir: Path, n_patients: int, seed: int, n_assessments: int) -> P
     df = cohort.simulate(cohort.CohortConfig(n_patients=n_patients, n_assessments=n_assessments, seed=seed))
     out = workdir / "cohort.parquet"
     dataset.write_table(df, out)
-    (workdir / "cohort.json").write_text(json.dumps({"seed": seed, "n_patients": n_patients,
-                                                     "n_assessments": n_assessments}) + "\n")
-    log.info("simulated %d patients, %d assessments -> %s (%.1f s)", n_patients, len(df), out,
-             time.perf_counter() - t)
+    (workdir / "cohort.json").write_text(
+        json.dumps({"seed": seed, "n_patients": n_patients, "n_assessments": n_assessments}) + "\n"
+    )
+    log.info("simulated %d patients, %d assessments -> %s (%.1f s)", n_patients, len(df), out, time.perf_counter() - t)
     return out
 
 
-def fit(workdir: Path, data: Path | None, split_seed: int = 0, compare: bool = True,
-        config: LgbmConfig = LgbmConfig()) -> FitState:
+def fit(
+    workdir: Path, data: Path | None, split_seed: int = 0, compare: bool = True, config: LgbmConfig | None = None
+) -> FitState:
     t0 = time.perf_counter()
+    config = config or LgbmConfig()
     path = data or workdir / "cohort.parquet"
     ds = dataset.load(path)
     df = dataset.training_rows(ds.frame)
@@ -124,24 +128,32 @@ def fit(workdir: Path, data: Path | None, split_seed: int = 0, compare: bool = T
         data_kind=ds.kind,
         fingerprint=dataset.fingerprint(ds.frame),
         n_patients=int(ds.frame["patient_id"].nunique()),
-        n_assessments=int(len(ds.frame)),
+        n_assessments=len(ds.frame),
         cohort_seed=cohort_seed,
         split_seed=split_seed,
         test_frame=df[test].reset_index(drop=True),
-        n_train_patients=int(len(np.unique(pids[train]))),
-        n_cal_patients=int(len(np.unique(pids[cal]))),
+        n_train_patients=len(np.unique(pids[train])),
+        n_cal_patients=len(np.unique(pids[cal])),
+        train_patient_ids=sorted(map(str, np.unique(pids[train]))),
+        cal_patient_ids=sorted(map(str, np.unique(pids[cal]))),
         timings={"fit_lightgbm_s": t_lgb, "fit_forest_s": t_rf},
     )
     with open(workdir / "fit.pkl", "wb") as fh:
         pickle.dump(state, fh)
-    log.info("fitted on %d train / %d calibration patients, %d test patients held out (%.1f s)",
-             state.n_train_patients, state.n_cal_patients, int(len(np.unique(pids[test]))), time.perf_counter() - t0)
+    log.info(
+        "fitted on %d train / %d calibration patients, %d test patients held out (%.1f s)",
+        state.n_train_patients,
+        state.n_cal_patients,
+        len(np.unique(pids[test])),
+        time.perf_counter() - t0,
+    )
     return state
 
 
 def load_state(workdir: Path) -> FitState:
     with open(workdir / "fit.pkl", "rb") as fh:
-        return pickle.load(fh)
+        state: FitState = pickle.load(fh)
+    return state
 
 
 def run_evaluation(workdir: Path, state: FitState | None = None) -> dict[str, Any]:
@@ -151,14 +163,20 @@ def run_evaluation(workdir: Path, state: FitState | None = None) -> dict[str, An
     t = time.perf_counter()
     pred = state.model.predict(x)
     res = evaluate.evaluate_predictions(pred, df)
-    families: dict[str, Any] = {"lightgbm": {"overall": res["overall"],
-                                             "all_sensors": res["by_sensor_subset"].get(evaluate.TARGET_SUBSET),
-                                             "selection_score": evaluate.selection_score(res)}}
+    families: dict[str, Any] = {
+        "lightgbm": {
+            "overall": res["overall"],
+            "all_sensors": res["by_sensor_subset"].get(evaluate.TARGET_SUBSET),
+            "selection_score": evaluate.selection_score(res),
+        }
+    }
     if state.forest is not None:
         rf = evaluate.evaluate_predictions(state.forest.predict(x), df)
-        families["random_forest"] = {"overall": rf["overall"],
-                                     "all_sensors": rf["by_sensor_subset"].get(evaluate.TARGET_SUBSET),
-                                     "selection_score": evaluate.selection_score(rf)}
+        families["random_forest"] = {
+            "overall": rf["overall"],
+            "all_sensors": rf["by_sensor_subset"].get(evaluate.TARGET_SUBSET),
+            "selection_score": evaluate.selection_score(rf),
+        }
     best = max(families, key=lambda k: families[k]["selection_score"])
     res["model_comparison"] = {
         "families": families,
@@ -167,11 +185,18 @@ def run_evaluation(workdir: Path, state: FitState | None = None) -> dict[str, An
         "exported": "lightgbm",
     }
     if best != "lightgbm":
-        log.warning("random forest scored higher on the held-out patients; the ONNX contract export supports the "
-                    "LightGBM family only, so LightGBM is exported and the card says so")
-    res["split"] = {"kind": "grouped by patient_id", "test_patients": int(df["patient_id"].nunique()),
-                    "test_assessments": int(len(df)), "train_patients": state.n_train_patients,
-                    "calibration_patients": state.n_cal_patients, "seed": state.split_seed}
+        log.warning(
+            "random forest scored higher on the held-out patients; the ONNX contract export supports the "
+            "LightGBM family only, so LightGBM is exported and the card says so"
+        )
+    res["split"] = {
+        "kind": "grouped by patient_id",
+        "test_patients": int(df["patient_id"].nunique()),
+        "test_assessments": len(df),
+        "train_patients": state.n_train_patients,
+        "calibration_patients": state.n_cal_patients,
+        "seed": state.split_seed,
+    }
     res["plots"] = evaluate.plots(pred, df, res, workdir / "plots")
     res["evaluate_seconds"] = time.perf_counter() - t
     dump_json(res, workdir / "evaluation.json")

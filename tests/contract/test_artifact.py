@@ -8,9 +8,17 @@ import numpy as np
 import onnx
 import pytest
 
-from service.catalog import CATALOG_VERSION, MODEL_INPUT_COLUMNS, PARAMETER_NAMES, AmputationLevel, Parameter, SensorKind, Side
-from service.model import OUTPUT_NAMES, OnnxModel, sha256_file
 from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
+from service.catalog import (
+    CATALOG_VERSION,
+    MODEL_INPUT_COLUMNS,
+    PARAMETER_NAMES,
+    AmputationLevel,
+    Parameter,
+    SensorKind,
+    Side,
+)
+from service.model import OUTPUT_NAMES, OnnxModel, sha256_file
 from tests.conftest import bundled_model_dir
 
 

@@ -61,7 +61,7 @@ def test_effect_table_rows_are_cited_and_known() -> None:
     for e in rows:
         assert e.feature in c.FEATURES_BY_NAME
         assert e.citation and e.evidence in {"S", "I"}
-        assert e.shape in {"linear", "symmetric"}
+        assert e.shape in {"linear", "symmetric", "positive", "negative"}
         assert 0 <= e.compensation_cv <= 1.5
     # every parameter moves at least two features, one of them measurable without a pylon
     for p in c.Parameter:

@@ -1,0 +1,32 @@
+"""Shared tiny-cohort fixtures: simulate, fit and export once per test session (CI budget < 60 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training import workflow
+from training.export import write_artifact
+from training.pipeline import LgbmConfig
+
+TINY_PATIENTS = 160
+TINY_SEED = 11
+# Small and fast: the tests check the machinery, not the accuracy.
+TINY_CONFIG = LgbmConfig(max_rounds=60, fixed_rounds=30, early_stopping=10, num_leaves=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    work = tmp_path_factory.mktemp("work")
+    out = tmp_path_factory.mktemp("models")
+    workflow.simulate(work, TINY_PATIENTS, TINY_SEED, 3)
+    state = workflow.fit(work, None, split_seed=0, compare=True, config=TINY_CONFIG)
+    res = workflow.run_evaluation(work, state)
+    art = write_artifact(state, res, out, "0.0.1", work / "plots")
+    return {"work": work, "state": state, "evaluation": res, "artifact": art}
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tiny_run: dict[str, object]) -> Path:
+    return tiny_run["artifact"]  # type: ignore[return-value]

@@ -1,0 +1,127 @@
+"""Simulator sanity: determinism, labels, sensor masks, effects from the CSV."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from service import catalog
+from service.catalog import AmputationLevel, SensorKind
+from training import cohort, dataset
+
+
+def test_deterministic_given_seed() -> None:
+    a = cohort.simulate(cohort.CohortConfig(n_patients=25, seed=3))
+    b = cohort.simulate(cohort.CohortConfig(n_patients=25, seed=3))
+    c = cohort.simulate(cohort.CohortConfig(n_patients=25, seed=4))
+    assert dataset.fingerprint(a) == dataset.fingerprint(b)
+    assert dataset.fingerprint(a) != dataset.fingerprint(c)
+
+
+def test_output_follows_schema_and_ranges() -> None:
+    df = cohort.simulate(cohort.CohortConfig(n_patients=40, seed=5))
+    validated = dataset.validate(df.copy())  # raises on any schema problem
+    assert list(validated.columns) == list(dataset.SCHEMA_COLUMNS)
+    for spec in catalog.FEATURES:
+        v = df[spec.name].dropna()
+        assert ((v >= spec.min_value) & (v <= spec.max_value)).all(), spec.name
+    # Several assessments per patient, sharing the label (so evaluation must group by patient).
+    assert df.groupby("patient_id").size().min() == cohort.N_ASSESSMENTS_DEFAULT
+    corr = df[list(dataset.CORRECTION_COLUMNS)]
+    assert (corr.groupby(df["patient_id"]).nunique() == 1).all().all()
+
+
+def test_misalignment_sparse_and_within_study_range() -> None:
+    rng = np.random.default_rng(0)
+    xs = np.array([cohort.draw_misalignment(rng) for _ in range(4000)])
+    mins = np.array([p.min_change for p in catalog.PARAMETERS])
+    ranges = np.array([p.study_range for p in catalog.PARAMETERS])
+    big = np.abs(xs) >= mins
+    assert (np.abs(xs) <= ranges).all()
+    assert big.sum(axis=1).max() <= 3
+    well = ~big.any(axis=1)
+    assert 0.2 < well.mean() < 0.3  # about 25% well aligned
+    # Inside the acceptable band, residual offsets stay below min_change (label: no change).
+    assert (np.abs(xs[~big]) < mins.max()).all()
+
+
+def test_label_is_minus_misalignment() -> None:
+    df = cohort.simulate(cohort.CohortConfig(n_patients=1, n_assessments=1, seed=9))
+    p = cohort._draw_patient(np.random.default_rng(9), 0)  # the simulator's first draw for that seed
+    got = df[list(dataset.CORRECTION_COLUMNS)].to_numpy()[0]
+    np.testing.assert_allclose(got, -p.x)
+
+
+def _mean_feature(feature: str, param: str, value: float, level: AmputationLevel, n: int = 400) -> float:
+    rng = np.random.default_rng(42)
+    vals = []
+    for i in range(n):
+        p = cohort._draw_patient(rng, i)
+        p.level = level
+        p.x = np.zeros(len(catalog.PARAMETERS))
+        p.x[catalog.PARAMETER_NAMES.index(param)] = value
+        vals.append(cohort._true_features(p, p.speed)[feature])
+    return float(np.mean(vals))
+
+
+def test_external_foot_rotation_raises_toe_out() -> None:
+    f = "foot_progression_angle_prosthetic_deg"
+    plus = _mean_feature(f, "FOOT_ROTATION", 8.0, AmputationLevel.TRANSTIBIAL)
+    zero = _mean_feature(f, "FOOT_ROTATION", 0.0, AmputationLevel.TRANSTIBIAL)
+    assert plus - zero > 2.0  # gain about 0.6 (Fridman 2003): well below 1 but clearly positive
+    assert plus - zero < 8.0
+
+
+@pytest.mark.parametrize(
+    ("feature", "param", "value", "sign"),
+    [
+        ("socket_coronal_moment_early_stance_nm_per_kg", "SOCKET_ADDUCTION", 6.0, -1),
+        ("hip_hike_prosthetic_swing_deg", "PYLON_LENGTH", 15.0, +1),
+        ("heel_off_prosthetic_pct_stance", "FOOT_ANTERIOR_SHIFT", 10.0, +1),
+    ],
+)
+def test_effect_directions_follow_csv(feature: str, param: str, value: float, sign: int) -> None:
+    d = _mean_feature(feature, param, value, AmputationLevel.TRANSTIBIAL) - _mean_feature(
+        feature, param, 0.0, AmputationLevel.TRANSTIBIAL
+    )
+    assert np.sign(d) == sign
+
+
+def test_sensor_masks_give_nan_for_unmeasurable_features() -> None:
+    df = cohort.simulate(cohort.CohortConfig(n_patients=60, seed=2))
+    subsets = cohort.sensor_subset_of(df)
+    for name, kinds in cohort.SENSOR_SUBSETS.items():
+        rows = df[subsets == name]
+        if rows.empty:
+            continue
+        mask = catalog.feature_sensor_mask(kinds)
+        for spec, ok in zip(catalog.FEATURES, mask, strict=True):
+            if not ok:
+                assert rows[spec.name].isna().all(), (name, spec.name)
+    video = df[subsets == "video_only"]
+    assert video["socket_coronal_moment_early_stance_nm_per_kg"].isna().all()  # video gives no forces
+    imu = df[subsets == "imu_only"]
+    assert imu["socket_sagittal_moment_early_stance_nm_per_kg"].isna().all()  # IMU: no socket moments
+    full = df[subsets == "all_sensors"]
+    assert full["socket_coronal_moment_early_stance_nm_per_kg"].notna().mean() > 0.9
+
+
+def test_asymmetry_derived_from_sides() -> None:
+    df = cohort.simulate(cohort.CohortConfig(n_patients=30, seed=8))
+    p, s = df["step_length_prosthetic_m"], df["step_length_sound_m"]
+    both = p.notna() & s.notna() & df["step_length_asymmetry_pct"].notna()
+    expect = 100 * (p - s) / ((p + s) / 2)
+    np.testing.assert_allclose(df.loc[both, "step_length_asymmetry_pct"], expect[both], rtol=1e-9)
+    assert df.loc[p.isna() | s.isna(), "step_length_asymmetry_pct"].isna().all()
+
+
+def test_noise_table_covers_every_catalog_source() -> None:
+    for spec in catalog.FEATURES:
+        if spec.name in ("step_length_asymmetry_pct", "stance_time_asymmetry_pct"):
+            continue
+        for kind in spec.sources:
+            sd = cohort._noise_sd(kind, spec, AmputationLevel.TRANSTIBIAL)
+            assert sd is not None and sd > 0 and not math.isnan(sd), (kind, spec.name)
+    assert set(cohort.SENSOR_NOISE) == set(SensorKind)
