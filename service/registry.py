@@ -63,6 +63,7 @@ class ModelRegistry:
         # (version, fingerprint of the files) -> error, so a bad artifact is logged once, not every poll.
         self._refused: dict[tuple[str, tuple[float, ...]], str] = {}
         self._listeners: list[Callable[[OnnxModel], None]] = []
+        self._refused_listeners: list[Callable[[str, str], None]] = []
 
     # -- readers (hot path) ---------------------------------------------------------------------
     @property
@@ -87,6 +88,10 @@ class ModelRegistry:
 
     def on_change(self, listener: Callable[[OnnxModel], None]) -> None:
         self._listeners.append(listener)
+
+    def on_refused(self, listener: Callable[[str, str], None]) -> None:
+        """Called with (version, reason) once per refused artifact state (not on every poll)."""
+        self._refused_listeners.append(listener)
 
     # -- writers --------------------------------------------------------------------------------
     def versions_on_disk(self) -> list[str]:
@@ -178,16 +183,29 @@ class ModelRegistry:
                 )
         except ModelArtifactError as exc:
             msg = str(exc)
-            if remember:
-                self._refused[key] = msg
-            log.error("model artifact refused", extra={"model_version": version, "error": msg})
+            log.error(
+                "model artifact refused; the current model keeps serving",
+                extra={"model_name": self.name, "model_version": version, "error": msg},
+            )
+            self._remember_refusal(key, version, msg, remember)
             return msg
         except Exception as exc:  # an unexpected loader failure must never take serving down
             msg = f"{directory}: unexpected error while loading: {exc!r}"
-            if remember:
-                self._refused[key] = msg
-            log.exception("model artifact refused", extra={"model_version": version})
+            log.exception(
+                "model artifact refused; the current model keeps serving",
+                extra={"model_name": self.name, "model_version": version},
+            )
+            self._remember_refusal(key, version, msg, remember)
             return msg
         model.fingerprint = fp
         loaded[version] = model
         return None
+
+    def _remember_refusal(self, key: tuple[str, tuple[float, ...]], version: str, msg: str, remember: bool) -> None:
+        if remember:
+            # Bounded: a directory rewritten in a loop must not grow this forever.
+            while len(self._refused) >= 256:
+                del self._refused[next(iter(self._refused))]
+            self._refused[key] = msg
+        for listener in self._refused_listeners:
+            listener(version, msg)

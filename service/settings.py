@@ -33,9 +33,10 @@ class Settings(BaseSettings):
     allow_insecure_remote: bool = Field(False, description="allow plaintext on a non-loopback address")
 
     # Limits.
-    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest request or response")
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request or response")
     max_features_per_request: int = Field(256, ge=1, description="features in one assessment")
-    max_batch_size: int = Field(10_000, ge=1, description="assessments in one batch call")
+    # A full answer is ~2-3 KB per assessment: 1000 fits the 8 MiB message limit with room to spare.
+    max_batch_size: int = Field(1000, ge=1, description="assessments in one batch call")
     max_concurrent_rpcs: int = Field(256, ge=1, description="in-flight calls per worker before RESOURCE_EXHAUSTED")
     max_stream_messages: int = Field(100_000, ge=1, description="messages in one stream session")
     stream_idle_timeout_s: float = Field(300.0, gt=0, description="close a stream idle this long")
@@ -44,7 +45,10 @@ class Settings(BaseSettings):
     # Process model and lifecycle.
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
     grace_period_s: float = Field(10.0, ge=0.0, description="drain time on SIGTERM")
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port; 0 = metrics off")
+    shutdown_delay_s: float = Field(
+        0.0, ge=0.0, description="after SIGTERM keep answering (health NOT_SERVING) this long before draining"
+    )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port (worker i: port+i); 0 = metrics off")
     metrics_address: str = Field("127.0.0.1", description="host for the metrics endpoint")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -67,6 +71,8 @@ class Settings(BaseSettings):
             raise ValueError("mutual TLS (tls_client_ca_file) needs tls_cert_file and tls_key_file")
         if self.min_change_deg > self.max_step_deg or self.min_change_mm > self.max_step_mm:
             raise ValueError("min_change must not exceed max_step")
+        if self.metrics_port and self.metrics_port + self.workers - 1 > 65535:
+            raise ValueError("metrics_port + workers - 1 must be a valid port (worker i serves metrics on port+i)")
         if not self.tls_enabled and not self.is_loopback and not self.allow_insecure_remote:
             raise ValueError(
                 f"refusing plaintext on non-loopback address {self.address!r}: set TLS "

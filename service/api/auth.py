@@ -54,10 +54,19 @@ def _match(presented: str, tokens: dict[str, str]) -> str | None:
 
 
 class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, tokens: dict[str, str], admin_tokens: dict[str, str], *, exempt_health: bool) -> None:
+    def __init__(
+        self,
+        tokens: dict[str, str],
+        admin_tokens: dict[str, str],
+        *,
+        exempt_health: bool,
+        on_denied: Callable[[grpc.StatusCode], None] | None = None,
+    ) -> None:
         self.tokens = tokens
         self.admin_tokens = admin_tokens
         self.exempt_health = exempt_health
+        # Refusals never reach the servicer (and its metrics): report them here (metrics counter).
+        self.on_denied = on_denied
 
     def intercept_service(
         self,
@@ -73,18 +82,23 @@ class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 auth = value if isinstance(value, str) else value.decode()
                 break
         scheme, _, presented = auth.partition(" ")
+        presented = presented.strip()
         if scheme.lower() != "bearer" or not presented:
-            return _denied(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
-        is_admin = method.startswith(ADMIN_PREFIX)
-        if is_admin:
+            return self._deny(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
+        if method.startswith(ADMIN_PREFIX):
             if _match(presented, self.admin_tokens) is not None:
                 return continuation(details)
             if _match(presented, self.tokens) is not None:
-                return _denied(continuation(details), grpc.StatusCode.PERMISSION_DENIED, "token may not call admin RPCs")
-            return _denied(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+                return self._deny(continuation(details), grpc.StatusCode.PERMISSION_DENIED, "token may not call admin RPCs")
+            return self._deny(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
         if _match(presented, self.tokens) is None and _match(presented, self.admin_tokens) is None:
-            return _denied(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+            return self._deny(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
         return continuation(details)
+
+    def _deny(self, handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+        if self.on_denied is not None:
+            self.on_denied(code)
+        return _denied(handler, code, message)
 
 
 def _denied(handler: grpc.RpcMethodHandler | None, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]

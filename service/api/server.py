@@ -2,12 +2,15 @@
 
 Lifecycle (DESIGN 4, issue 5):
 - health is NOT_SERVING until a verified model is loaded and warmed (its golden outputs checked);
-- SIGHUP (or a new version in models_dir when watching) reloads; a bad artifact is refused and the
-  old model keeps serving;
-- SIGTERM/SIGINT: health NOT_SERVING at once (load balancers stop sending), in-flight calls drain for
-  up to grace_period_s, then exit 0;
-- workers > 1: the supervisor forks before any gRPC object exists (gRPC's fork rules) and every
-  worker binds the same port with SO_REUSEPORT; the kernel spreads connections.
+- SIGHUP, a new version in models_dir (when watching) or the admin RPC `ReloadModels` reloads; a bad
+  artifact is refused and the old model keeps serving;
+- SIGTERM/SIGINT: health NOT_SERVING at once (load balancers watching health stop sending), then
+  after `shutdown_delay_s` new calls are refused and in-flight calls drain for up to
+  `grace_period_s`; exit 0;
+- workers > 1: the supervisor forks before any gRPC object exists (gRPC's fork rules: a process that
+  has created a channel or server must not fork) and every worker binds the same port with
+  SO_REUSEPORT; the kernel spreads connections. The supervisor forwards SIGTERM/SIGINT/SIGHUP to the
+  workers and restarts a worker that dies.
 """
 
 from __future__ import annotations
@@ -26,19 +29,23 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2 as admin_pb
+from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 from service.api.auth import BearerAuthInterceptor, load_tokens
-from service.api.metrics import Metrics
-from service.api.servicer import AlignmentServicer
+from service.api.metrics import Metrics, tracing_interceptor
+from service.api.servicer import AdminServicer, AlignmentServicer
 from service.errors import ModelArtifactError
 from service.recommender import Policy, Recommender
-from service.registry import ModelRegistry
+from service.registry import ModelRegistry, RefreshResult
 from service.settings import Settings
 from service.validation import Limits
 
 log = logging.getLogger("service.server")
 SERVICE_NAME = spb.DESCRIPTOR.services_by_name["AlignmentService"].full_name
+ADMIN_SERVICE_NAME = admin_pb.DESCRIPTOR.services_by_name["AlignmentAdminService"].full_name
+EXIT_STARTUP_FAILED = 2
 
 
 def policy_from_settings(s: Settings) -> Policy:
@@ -54,37 +61,94 @@ def policy_from_settings(s: Settings) -> Policy:
     )
 
 
+class HealthServicer(health.HealthServicer):
+    """grpc's health servicer, plus ending open Watch streams when draining.
+
+    A Watch stream never ends on its own, so without this every watching load balancer would hold
+    the drain for the whole grace period (and a handler thread with it).
+    """
+
+    def end_watches(self) -> None:
+        # Private state of grpcio-health-checking (pinned with grpcio); a None response is its own
+        # way of closing a watcher. Guarded so a future layout change only loses this nicety.
+        lock = getattr(self, "_lock", None)
+        callbacks = getattr(self, "_send_response_callbacks", None)
+        if lock is None or not isinstance(callbacks, dict):
+            return
+        with lock:
+            pending = [cb for cbs in callbacks.values() for cb in list(cbs)]
+        for cb in pending:
+            cb(None)
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
     port: int
     registry: ModelRegistry
-    health: health.HealthServicer
+    health: HealthServicer
     metrics: Metrics
     settings: Settings
     metrics_port: int | None = None
+    worker: int = 0
+    # Set when this process is one of several workers: the admin RPC then asks the supervisor to
+    # make the whole group reload (a reload in one worker alone would leave the others stale).
+    supervisor_pid: int | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _stop_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: bool = False
 
     def set_serving(self, serving: bool) -> None:
+        # After enter_graceful_shutdown the health servicer ignores this: a reload racing a drain
+        # can never flip a draining server back to SERVING.
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
 
-    def reload(self) -> None:
+    def reload(self) -> RefreshResult | None:
+        """SIGHUP / watcher reload. Never raises: whatever was serving keeps serving."""
         try:
             result = self.registry.refresh()
         except Exception:
             log.exception("model reload failed; the current model keeps serving")
-            return
-        for version, err in result.refused:
-            log.error("model version refused", extra={"model_version": version, "error": err})
+            return None
         self.set_serving(self.registry.ready)
+        return result
 
-    def stop(self, grace_s: float | None = None) -> None:
-        """Drain: NOT_SERVING first, then stop accepting and wait for in-flight calls."""
-        self.set_serving(False)
+    def admin_reload(self) -> RefreshResult:
+        """`AlignmentAdminService.ReloadModels`: reload here (to answer with the outcome), then the group."""
+        result = self.registry.refresh()
+        self.set_serving(self.registry.ready)
+        if self.supervisor_pid is not None and os.getppid() == self.supervisor_pid:
+            # The supervisor forwards SIGHUP to every worker (this one too: a second refresh finds
+            # nothing changed and is a no-op). getppid() guards against signalling a reused pid.
+            os.kill(self.supervisor_pid, signal.SIGHUP)
+        log.info(
+            "reload requested over admin RPC",
+            extra={"model_version": result.current_version, "changed": result.changed, "refused": len(result.refused)},
+        )
+        return result
+
+    def stop(self, grace_s: float | None = None, *, delay_s: float = 0.0) -> None:
+        """Drain: NOT_SERVING first, optionally keep serving `delay_s`, then stop accepting and wait."""
+        with self._stop_lock:
+            first = not self._stopping
+            self._stopping = True
+        if not first:  # a second SIGTERM, or stop() after the signal: just wait for the first drain
+            self._stop.wait()
+            return
+        t0 = time.monotonic()
+        self.health.enter_graceful_shutdown()
+        if delay_s > 0:
+            # Load balancers that watch health (or Kubernetes endpoints) need a moment to stop
+            # routing here; until then new calls are still answered normally.
+            time.sleep(delay_s)
+        self.health.end_watches()  # they have seen NOT_SERVING; do not let them hold the drain
         grace = self.settings.grace_period_s if grace_s is None else grace_s
+        # grpc refuses new calls from here on and cancels whatever is still running after `grace`.
         self.server.stop(grace).wait(grace + 1.0)
+        self.metrics.close()
+        log.info("drained", extra={"drain_s": round(time.monotonic() - t0, 3), "worker": self.worker})
         self._stop.set()
 
     def wait(self) -> None:
@@ -101,14 +165,20 @@ def _credentials(s: Settings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
-def build_server(s: Settings, *, reuse_port: bool = False, serve_metrics: bool = True) -> RunningServer:
+def build_server(
+    s: Settings,
+    *,
+    reuse_port: bool = False,
+    serve_metrics: bool = True,
+    worker: int = 0,
+    supervisor_pid: int | None = None,
+) -> RunningServer:
     """Load the model, assemble and start the server. Raises ModelArtifactError if no model is valid."""
     registry = ModelRegistry(s.models_dir, s.model_name, pinned_version=s.model_version, max_loaded=s.max_loaded_versions)
     metrics = Metrics()
     registry.on_change(lambda m: metrics.set_model(m.name, m.version, m.sha256))
+    registry.on_refused(lambda _version, _err: metrics.model_refused.inc())
     result = registry.refresh()
-    for version, err in result.refused:
-        log.error("model version refused", extra={"model_version": version, "error": err})
     if not registry.ready:
         raise ModelArtifactError(
             f"no valid model under {s.models_dir / s.model_name}"
@@ -118,8 +188,16 @@ def build_server(s: Settings, *, reuse_port: bool = False, serve_metrics: bool =
 
     tokens = load_tokens(s.auth_tokens.get_secret_value() if s.auth_tokens else None, s.auth_tokens_file)
     admin = load_tokens(s.admin_tokens.get_secret_value() if s.admin_tokens else None, None)
-    interceptors: list[grpc.ServerInterceptor] = [BearerAuthInterceptor(  # type: ignore[type-arg]
-        tokens, admin, exempt_health=s.auth_exempt_health)] if (tokens or admin) else []
+    interceptors: list[grpc.ServerInterceptor] = []  # type: ignore[type-arg]
+    tracer = tracing_interceptor()
+    if tracer is not None:  # outermost, so refused calls are traced too
+        interceptors.append(tracer)
+    if tokens or admin:
+        interceptors.append(
+            BearerAuthInterceptor(
+                tokens, admin, exempt_health=s.auth_exempt_health, on_denied=lambda c: metrics.auth_failures.labels(c.name).inc()
+            )
+        )
     options = [
         ("grpc.max_receive_message_length", s.max_message_bytes),
         ("grpc.max_send_message_length", s.max_message_bytes),
@@ -129,7 +207,12 @@ def build_server(s: Settings, *, reuse_port: bool = False, serve_metrics: bool =
         futures.ThreadPoolExecutor(max_workers=s.grpc_threads, thread_name_prefix="rpc"),
         options=options,
         interceptors=interceptors,
+        # Past this many in-flight calls grpc answers RESOURCE_EXHAUSTED at once instead of
+        # queueing without bound (back-pressure the client can see and retry elsewhere).
         maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+    )
+    running = RunningServer(
+        server, 0, registry, HealthServicer(), metrics, s, worker=worker, supervisor_pid=supervisor_pid
     )
     servicer = AlignmentServicer(
         registry,
@@ -138,21 +221,24 @@ def build_server(s: Settings, *, reuse_port: bool = False, serve_metrics: bool =
         limits=Limits(max_features=s.max_features_per_request),
         max_batch_size=s.max_batch_size,
         max_stream_messages=s.max_stream_messages,
+        stream_idle_timeout_s=s.stream_idle_timeout_s,
     )
     spb_grpc.add_AlignmentServiceServicer_to_server(servicer, server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    admin_grpc.add_AlignmentAdminServiceServicer_to_server(AdminServicer(running.admin_reload), server)
+    health_pb2_grpc.add_HealthServicer_to_server(running.health, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
 
     creds = _credentials(s)
     port = server.add_secure_port(s.address, creds) if creds else server.add_insecure_port(s.address)
     if port == 0:
         raise OSError(f"cannot bind {s.address}")
-    running = RunningServer(server, port, registry, health_servicer, metrics, s)
+    running.port = port
     running.set_serving(False)
     server.start()
     if serve_metrics and s.metrics_port:
-        running.metrics_port = metrics.serve(s.metrics_port, s.metrics_address)
+        running.metrics_port = metrics.serve(s.metrics_port + worker, s.metrics_address)
     current = registry.get()
     running.set_serving(True)
     log.info(
@@ -161,14 +247,19 @@ def build_server(s: Settings, *, reuse_port: bool = False, serve_metrics: bool =
             "port": port,
             "tls": s.tls_enabled,
             "mtls": s.tls_client_ca_file is not None,
-            "auth": bool(interceptors),
+            "auth": bool(tokens or admin),
+            "tracing": tracer is not None,
+            "metrics_port": running.metrics_port or 0,
             "model_name": current.name,
             "model_version": current.version,
+            "worker": worker,
             "pid": os.getpid(),
         },
     )
     if not s.tls_enabled and not s.is_loopback:
-        log.warning("plaintext on a non-loopback address (allow_insecure_remote is set)")
+        log.warning("plaintext on a non-loopback address (allow_insecure_remote is set): use TLS outside a trusted network")
+    if not (tokens or admin) and not s.is_loopback:
+        log.warning("no bearer tokens configured on a non-loopback address: every client may call every RPC")
     return running
 
 
@@ -177,29 +268,41 @@ def _watch(running: RunningServer, interval_s: float) -> None:
         running.reload()
 
 
-def serve_one(s: Settings, *, reuse_port: bool = False) -> int:
+def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervisor_pid: int | None = None) -> int:
     """Run one server process until SIGTERM/SIGINT; return the exit code."""
-    try:
-        running = build_server(s, reuse_port=reuse_port)
-    except (ModelArtifactError, OSError) as exc:
-        log.error("startup failed", extra={"error": str(exc)})
-        return 2
-
-    def on_term(signum: int, _frame: FrameType | None) -> None:
-        log.info("draining", extra={"signal": signal.Signals(signum).name, "grace_s": s.grace_period_s})
-        threading.Thread(target=running.stop, name="drain", daemon=True).start()
+    holder: list[RunningServer] = []
+    pending_hup = threading.Event()
 
     def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        threading.Thread(target=running.reload, name="reload", daemon=True).start()
+        if not holder:  # still starting: reload once started (the scan may have missed the new version)
+            pending_hup.set()
+            return
+        threading.Thread(target=holder[0].reload, name="reload", daemon=True).start()
+
+    # Installed before the (slow) model load so a SIGHUP during startup is not lost or fatal.
+    signal.signal(signal.SIGHUP, on_hup)
+    t0 = time.perf_counter()
+    try:
+        running = build_server(s, reuse_port=reuse_port, worker=worker, supervisor_pid=supervisor_pid)
+    except (ModelArtifactError, OSError) as exc:
+        log.error("startup failed", extra={"error": str(exc), "worker": worker})
+        return EXIT_STARTUP_FAILED
+    holder.append(running)
+    log.info("startup", extra={"startup_s": round(time.perf_counter() - t0, 3), "worker": worker})
+
+    def on_term(signum: int, _frame: FrameType | None) -> None:
+        log.info("draining", extra={"signal": signal.Signals(signum).name, "grace_s": s.grace_period_s, "worker": worker})
+        threading.Thread(target=running.stop, kwargs={"delay_s": s.shutdown_delay_s}, name="drain", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    signal.signal(signal.SIGHUP, on_hup)
+    if pending_hup.is_set():
+        running.reload()
     if s.watch_models_interval_s > 0:
         threading.Thread(target=_watch, args=(running, s.watch_models_interval_s), name="watch", daemon=True).start()
     print(f"listening on port {running.port}", flush=True)
     running.wait()
-    log.info("stopped")
+    log.info("stopped", extra={"worker": worker})
     return 0
 
 
@@ -215,27 +318,53 @@ def serve(s: Settings) -> int:
 
 
 def _supervise(s: Settings, workers: int) -> int:
-    children: dict[int, int] = {}
+    """Fork `workers` servers, forward signals, restart crashed workers; exit 0 after a clean drain.
 
-    def spawn(slot: int) -> None:
+    The supervisor itself never creates a gRPC object, so forking it (also later, to replace a
+    crashed worker) is safe.
+    """
+    supervisor_pid = os.getpid()
+    children: dict[int, tuple[int, float, int]] = {}  # pid -> (slot, started monotonic, generation)
+    failures = [0] * workers  # consecutive quick deaths per slot, for back-off
+
+    def spawn(slot: int, generation: int) -> None:
         pid = os.fork()
-        if pid == 0:  # child: no gRPC object exists yet in this process
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if pid == 0:
             code = 1
             try:
-                code = serve_one(s, reuse_port=True)
+                # Drop the supervisor's handlers: forward() would act on this process's copy of
+                # `children`. serve_one installs the worker's own handlers.
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                code = serve_one(s, reuse_port=True, worker=slot, supervisor_pid=supervisor_pid)
+            except BaseException:
+                log.exception("worker crashed", extra={"worker": slot})
             finally:
                 os._exit(code)
-        children[pid] = slot
+        children[pid] = (slot, time.monotonic(), generation)
+        log.info("worker started", extra={"worker": slot, "worker_pid": pid})
 
-    for slot in range(workers):
-        spawn(slot)
     stopping = False
+    startup_failed = False
+
+    def kill_stragglers() -> None:
+        for pid in list(children):
+            log.error("worker did not drain in time; killing", extra={"worker_pid": pid})
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
-        if signum in (signal.SIGTERM, signal.SIGINT):
+        if signum in (signal.SIGTERM, signal.SIGINT) and not stopping:
             stopping = True
+            log.info("supervisor draining workers", extra={"signal": signal.Signals(signum).name})
+            # Backstop: a worker stuck past its own grace period must not block the exit forever.
+            timer = threading.Timer(s.shutdown_delay_s + s.grace_period_s + 5.0, kill_stragglers)
+            timer.daemon = True
+            timer.start()
         for pid in list(children):
             try:
                 os.kill(pid, signum)
@@ -244,24 +373,37 @@ def _supervise(s: Settings, workers: int) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
+    for slot in range(workers):
+        spawn(slot, 0)
     worst = 0
     while children:
         try:
-            pid, status = os.wait()
+            pid, status = os.wait()  # PEP 475: retried after a signal handler runs
         except ChildProcessError:
             break
-        except InterruptedError:
+        entry = children.pop(pid, None)
+        if entry is None:
             continue
-        finished = children.pop(pid, None)
+        slot, started, generation = entry
         code = os.waitstatus_to_exitcode(status)
-        worst = max(worst, abs(code))
-        if not stopping and finished is not None:
-            if code == 2:  # startup failure: restarting would loop
-                log.error("worker failed to start; stopping", extra={"worker": finished})
-                forward(signal.SIGTERM, None)
-                stopping = True
-                continue
-            log.error("worker exited; restarting", extra={"worker": finished, "exit_code": code})
-            time.sleep(0.2)
-            spawn(finished)
-    return 0 if stopping and worst == 0 else worst
+        if stopping:
+            # -SIGTERM: the worker was still starting (default handler) and had served nothing.
+            if code not in (0, -signal.SIGTERM):
+                worst = max(worst, abs(code))
+            continue
+        if code == EXIT_STARTUP_FAILED and generation == 0:
+            # The first start failed (no valid model, port taken...): restarting would only loop.
+            log.error("worker failed to start; stopping", extra={"worker": slot})
+            startup_failed = True
+            forward(signal.SIGTERM, None)
+            continue
+        lived = time.monotonic() - started
+        failures[slot] = failures[slot] + 1 if lived < 5.0 else 0
+        backoff = min(0.2 * 2 ** max(failures[slot] - 1, 0), 10.0)
+        log.error("worker exited; restarting", extra={"worker": slot, "exit_code": code, "restart_in_s": backoff})
+        time.sleep(backoff)
+        if not stopping:
+            spawn(slot, generation + 1)
+    if startup_failed:
+        return EXIT_STARTUP_FAILED
+    return worst

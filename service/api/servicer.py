@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -37,6 +39,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         limits: Limits,
         max_batch_size: int,
         max_stream_messages: int,
+        stream_idle_timeout_s: float = 300.0,
     ) -> None:
         self.registry = registry
         self.recommender = recommender
@@ -44,6 +47,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         self.limits = limits
         self.max_batch_size = max_batch_size
         self.max_stream_messages = max_stream_messages
+        self.stream_idle_timeout_s = stream_idle_timeout_s
 
     # -- shared ---------------------------------------------------------------------------------
     def _observe(self, rpc: str, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
@@ -52,8 +56,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         t0 = time.perf_counter()
         code = "OK"
         try:
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
+            if _expired(context):  # queued past its deadline: do no work for it
                 code = "DEADLINE_EXCEEDED"
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the call was handled")
             return fn()
@@ -145,6 +148,9 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
                 except InvalidInputError as exc:
                     self._count_rejections(exc)
                     item.error.CopyFrom(item_error(exc))
+            if valid and _expired(context):
+                # Validation of a big batch can outlast the deadline: skip the model work nobody awaits.
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the model ran")
             if valid:
                 recs = self.recommender.recommend(model, valid, explain=False)
                 for rec, slot in zip(recs, slots, strict=True):
@@ -162,7 +168,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         t0 = time.perf_counter()
         code = "OK"
         try:
-            for seq, req in enumerate(request_iterator, start=1):
+            for seq, req in enumerate(_idle_limited(request_iterator, self.stream_idle_timeout_s, context), start=1):
                 if seq > self.max_stream_messages:
                     code = "RESOURCE_EXHAUSTED"
                     abort(context, LimitExceededError(f"stream exceeded {self.max_stream_messages} messages"))
@@ -180,6 +186,12 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
                 except Exception as exc:
                     resp.error.CopyFrom(item_error(exc))
                 yield resp
+        except _StreamIdle:
+            code = "DEADLINE_EXCEEDED"
+            context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"stream closed: no message within {self.stream_idle_timeout_s:g} s (stream_idle_timeout_s)",
+            )
         finally:
             m.in_flight.dec()
             m.requests.labels("StreamRecommendAdjustments", code).inc()
@@ -232,6 +244,64 @@ class AdminServicer(admin_grpc.AlignmentAdminServiceServicer):
             refused=[admin_pb.RefusedModel(version=v, reason=r) for v, r in result.refused],
             changed=result.changed,
         )
+
+
+def _expired(context: grpc.ServicerContext) -> bool:
+    remaining = context.time_remaining()
+    return (remaining is not None and remaining <= 0) or not context.is_active()
+
+
+class _StreamIdle(Exception):
+    """No request message arrived within stream_idle_timeout_s."""
+
+
+_END = object()
+
+
+def _idle_limited(requests: Iterator[T], timeout_s: float, context: grpc.ServicerContext) -> Iterator[T]:
+    """Yield from `requests`, raising _StreamIdle when the next message takes longer than timeout_s.
+
+    grpc's request iterator blocks without a timeout, so a helper thread reads it into a one-slot
+    queue (one slot keeps grpc's flow control: the client cannot run ahead of the handler). When the
+    handler ends, the RPC terminates and grpc wakes the helper's blocked read, so it exits too.
+    """
+    q: queue.Queue[tuple[object, BaseException | None]] = queue.Queue(maxsize=1)
+    done = threading.Event()
+
+    def put(item: tuple[object, BaseException | None]) -> bool:
+        while not done.is_set():
+            try:
+                q.put(item, timeout=0.25)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for req in requests:
+                if not put((req, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # client cancelled: grpc raises from the iterator
+            put((_END, exc))
+
+    threading.Thread(target=pump, name="stream-reader", daemon=True).start()
+    try:
+        while True:
+            try:
+                item, exc = q.get(timeout=timeout_s)
+            except queue.Empty:
+                if not context.is_active():  # the client went away: nothing to answer
+                    return
+                raise _StreamIdle() from None
+            if item is _END:
+                if exc is not None:
+                    raise exc
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        done.set()
 
 
 def _prefixed(v: Violation, prefix: str) -> Violation:

@@ -1,0 +1,160 @@
+"""Limits and back-pressure answered with the right status codes on a real server."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
+from service.api.server import RunningServer
+from service.client import AlignmentClient, field_violations, load_assessment
+from tests.conftest import EXAMPLES
+from tests.integration.conftest import rpc_error, start
+
+ASSESSMENT = load_assessment(EXAMPLES / "toe_out_transtibial.json")
+SMALL = load_assessment(EXAMPLES / "toe_out_transtibial.json")
+del SMALL.features[3:]  # within max_features_per_request=3 of the `small` server
+
+
+@pytest.fixture(scope="module")
+def small() -> Iterator[RunningServer]:
+    running = start(
+        max_message_bytes=64 * 1024,
+        max_features_per_request=3,
+        max_batch_size=5,
+        max_stream_messages=3,
+        stream_idle_timeout_s=0.5,
+        max_concurrent_rpcs=3,
+    )
+    yield running
+    running.stop(0.5)
+
+
+@pytest.fixture
+def client(small: RunningServer) -> Iterator[AlignmentClient]:
+    with AlignmentClient.connect(f"127.0.0.1:{small.port}", timeout_s=10) as c:
+        yield c
+
+
+class HeldStream:
+    """A client stream whose requests come from a queue: the test decides when (if ever) to send."""
+
+    def __init__(self, client: AlignmentClient) -> None:
+        self.q: queue.Queue[spb.StreamRecommendAdjustmentsRequest | None] = queue.Queue()
+        self.call = client.stub.StreamRecommendAdjustments(self._requests(), timeout=20)
+
+    def _requests(self) -> Iterator[spb.StreamRecommendAdjustmentsRequest]:
+        while (item := self.q.get()) is not None:
+            yield item
+
+    def send(self) -> spb.StreamRecommendAdjustmentsResponse:
+        self.q.put(spb.StreamRecommendAdjustmentsRequest(assessment=ASSESSMENT))
+        return next(self.call)
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.call.cancel()
+
+
+def test_oversized_message_is_resource_exhausted(client: AlignmentClient) -> None:
+    big = [ASSESSMENT] * 200  # ~130 KB > 64 KiB
+    err = rpc_error(client.recommend_batch, big)
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert client.recommend(SMALL).model.version  # the server is fine afterwards
+
+
+def test_too_many_features_and_too_large_batch_are_invalid_argument(client: AlignmentClient) -> None:
+    err = rpc_error(client.recommend, ASSESSMENT)  # the example has more than 3 features
+    assert len(ASSESSMENT.features) > 3
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err)[0].reason == "TOO_MANY_FEATURES"
+    err = rpc_error(client.recommend_batch, [SMALL] * 6)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err)[0].reason == "BATCH_TOO_LARGE"
+    assert len(client.recommend_batch([SMALL] * 5).results) == 5
+
+
+def test_stream_length_limit_ends_the_stream_with_resource_exhausted(client: AlignmentClient) -> None:
+    answered = []
+    with pytest.raises(grpc.RpcError) as exc:
+        for resp in client.stream([SMALL] * 5):
+            answered.append(resp.sequence)
+    assert answered == [1, 2, 3]
+    assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+
+
+def test_idle_stream_is_closed_with_deadline_exceeded(client: AlignmentClient, small: RunningServer) -> None:
+    held = HeldStream(client)
+    try:
+        assert held.send().sequence == 1  # answered (with a TOO_MANY_FEATURES item error): stream is live
+        t0 = time.monotonic()
+        with pytest.raises(grpc.RpcError) as exc:
+            next(held.call)  # nothing more is sent
+        waited = time.monotonic() - t0
+    finally:
+        held.close()
+    err = exc.value
+    assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+    assert "no message within 0.5 s" in (err.details() or "")  # type: ignore[attr-defined]
+    assert 0.4 <= waited < 5.0
+    # The helper thread that read the idle stream is gone once the stream ended.
+    deadline = time.monotonic() + 3
+    while any(t.name == "stream-reader" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "stream-reader" for t in threading.enumerate())
+
+
+def test_saturated_server_answers_resource_exhausted(client: AlignmentClient) -> None:
+    held = [HeldStream(client) for _ in range(3)]  # max_concurrent_rpcs=3: every slot taken
+    try:
+        for h in held:
+            h.send()
+        err = rpc_error(client.get_model)
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        for h in held:
+            h.close()
+    # Slots free again once the streams end.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert client.get_model().model.version
+            break
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or time.monotonic() > deadline:  # type: ignore[attr-defined]
+                raise
+            time.sleep(0.05)
+
+
+def test_deadlines_are_honoured_and_expired_calls_do_no_work() -> None:
+    # One handler thread: a slow batch occupies it, so a short call waits past its deadline.
+    running = start(grpc_threads=1)
+    try:
+        with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=30) as c:
+            slow = [ASSESSMENT] * 1000
+            t0 = time.monotonic()
+            c.recommend_batch(slow)
+            batch_s = time.monotonic() - t0
+            assert batch_s > 0.1, "batch too fast for this test"
+            # A deadline shorter than the work: DEADLINE_EXCEEDED, not a late answer.
+            err = rpc_error(c.stub.BatchRecommendAdjustments, spb.BatchRecommendAdjustmentsRequest(assessments=slow), timeout=batch_s / 4)
+            assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            scored = running.metrics.assessments.labels("RecommendAdjustments")._value.get()
+            background = threading.Thread(target=c.recommend_batch, args=(slow,))
+            background.start()
+            time.sleep(batch_s / 5)
+            req = spb.RecommendAdjustmentsRequest(assessment=ASSESSMENT)
+            err = rpc_error(c.stub.RecommendAdjustments, req, timeout=0.02)
+            assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            background.join(30)
+            time.sleep(0.2)
+            # The queued call expired before a thread was free: it was never scored.
+            assert running.metrics.assessments.labels("RecommendAdjustments")._value.get() == scored
+            assert c.recommend(ASSESSMENT).model.version
+    finally:
+        running.stop(0.5)
