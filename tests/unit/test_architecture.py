@@ -52,3 +52,19 @@ def test_service_never_imports_training_libraries() -> None:
             continue
         bad = _bad(_imports(path), TRAINING_ONLY)
         assert not bad, f"{path} imports {bad}"
+
+
+def test_training_uses_only_the_catalog_and_sensors_of_the_service() -> None:
+    allowed = ("service.catalog", "service.sensors")
+    for path in (ROOT / "training").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] if node.module != "service" else [f"service.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                if name == "service" or name.startswith("service."):
+                    assert name.startswith(allowed), f"{path} imports {name}"
