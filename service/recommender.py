@@ -457,7 +457,8 @@ def _deviation(i: int, value: float, z: float, level: AmputationLevel) -> Deviat
         normative_mean=n.mean,
         normative_sd=n.sd,
         z_score=round(z, 2),
-        description=f"{f.description} {word}: {value:.3g} {f.unit} (norm {n.mean:g} ± {n.sd:g}, z = {z:+.1f})",
+        # The catalog description carries the sign legend after ", +"; the value's sign says it here.
+        description=f"{f.description.split(', +')[0]} {word}: {value:.3g} {f.unit} (norm {n.mean:g} ± {n.sd:g}, z = {z:+.1f})",
     )
 
 
@@ -523,8 +524,10 @@ def _suggest(
     """Missing features that bear on the parameters the model is least sure about."""
     if conf is ConfidenceLevel.HIGH:
         return ()
-    uncertain = [e for e in estimates if max(e.probability_decrease, e.probability_increase, e.probability_no_change) < 0.8]
-    params = [e.parameter for e in uncertain] or [e.parameter for e in estimates]
+    # Contenders: parameters with a real chance of needing a change that is not yet settled. Measuring
+    # what bears on them is what would change the answer; the rest would only add noise to the list.
+    contenders = [e for e in estimates if 0.15 <= max(e.probability_decrease, e.probability_increase) < 0.8]
+    params = [e.parameter for e in contenders] or [e.parameter for e in estimates]
     scored: dict[int, tuple[int, float]] = {}
     for param in params:
         for e in _EFFECTS.get((level, param), ()):
