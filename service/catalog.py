@@ -47,6 +47,15 @@ class Side(enum.StrEnum):
     LEFT = "LEFT"
     RIGHT = "RIGHT"
 
+    @property
+    def prefix(self) -> str:
+        """Channel-name prefix for this side in recordings ("left" / "right")."""
+        return self.value.lower()
+
+    @property
+    def other(self) -> Side:
+        return Side.RIGHT if self is Side.LEFT else Side.LEFT
+
 
 class FeatureGroup(enum.StrEnum):
     """How trustworthy a feature is as an alignment signal (clinical-evidence.md section 0.1).

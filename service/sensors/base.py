@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from service.catalog import FEATURE_NAMES, SensorKind, Side
 from service.sensors.errors import (
     InconsistentSamplingRateError,
     InvalidValueError,
@@ -29,66 +30,7 @@ FloatArray = npt.NDArray[np.float64]
 G_M_PER_S2 = 9.80665
 
 
-class Side(enum.StrEnum):
-    """Body side. Values match ``service.catalog.Side`` so the two are interchangeable by value."""
-
-    LEFT = "LEFT"
-    RIGHT = "RIGHT"
-
-    @property
-    def prefix(self) -> str:
-        """Channel-name prefix for this side ("left" / "right")."""
-        return self.value.lower()
-
-    @property
-    def other(self) -> Side:
-        return Side.RIGHT if self is Side.LEFT else Side.LEFT
-
-
-class SensorKind(enum.StrEnum):
-    """Same names and values as the contract's SensorKind (DESIGN section 3)."""
-
-    INSTRUMENTED_PYLON = "INSTRUMENTED_PYLON"
-    IMU = "IMU"
-    PRESSURE_INSOLE = "PRESSURE_INSOLE"
-    FORCE_PLATE = "FORCE_PLATE"
-    MOTION_CAPTURE = "MOTION_CAPTURE"
-    VIDEO_POSE = "VIDEO_POSE"
-    OBSERVATION = "OBSERVATION"
-
-
-# DESIGN 3.2 feature catalog v1: names are fixed, extractors may only emit these.
-FEATURE_NAMES: tuple[str, ...] = (
-    "walking_speed_m_per_s",
-    "cadence_steps_per_min",
-    "step_length_prosthetic_m",
-    "step_length_sound_m",
-    "step_length_asymmetry_pct",
-    "stance_time_prosthetic_s",
-    "stance_time_sound_s",
-    "stance_time_asymmetry_pct",
-    "step_width_m",
-    "trunk_lateral_lean_deg",
-    "pelvic_obliquity_range_deg",
-    "hip_hike_prosthetic_swing_deg",
-    "circumduction_prosthetic_m",
-    "foot_progression_angle_prosthetic_deg",
-    "foot_progression_angle_sound_deg",
-    "knee_flexion_loading_prosthetic_deg",
-    "knee_flexion_swing_prosthetic_deg",
-    "heel_off_prosthetic_pct_stance",
-    "vgrf_loading_peak_prosthetic_bw",
-    "vgrf_loading_peak_sound_bw",
-    "vgrf_push_off_peak_prosthetic_bw",
-    "knee_adduction_moment_sound_nm_per_kg",
-    "socket_sagittal_moment_early_stance_nm_per_kg",
-    "socket_sagittal_moment_late_stance_nm_per_kg",
-    "socket_coronal_moment_early_stance_nm_per_kg",
-    "socket_coronal_moment_late_stance_nm_per_kg",
-    "knee_frontal_shift_early_stance_mm",
-    "knee_frontal_shift_late_stance_mm",
-    "pylon_axial_force_peak_bw",
-)
+# One definition of sides, sensor kinds and feature names: the catalog's (the contract).
 _FEATURE_SET = frozenset(FEATURE_NAMES)
 
 

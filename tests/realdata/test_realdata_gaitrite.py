@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need
+
+from tests.realdata.conftest import need
 
 # Fallback plausible ranges for adult prosthesis users (stated here so they are auditable).
 FALLBACK_M = {"step_length_sound_m": (0.2, 1.2), "stance_time_prosthetic_s": (0.4, 1.6)}

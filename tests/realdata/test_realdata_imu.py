@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need
 
 from service.sensors import Side, extract_imu
 from service.sensors.imu import detect_foot_events, integrate_stride
+from tests.realdata.conftest import need
 
 GAITMAP_FS = 204.8
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import need
 
 from service.sensors import Side, extract_c3d, extract_gaitkit
 from service.sensors.mocap import detect_events, lab_frame
 from service.sensors.mocap_angles import load_gaitkit
+from tests.realdata.conftest import need
 
 
 def _bts(data_dir: Path) -> Path:

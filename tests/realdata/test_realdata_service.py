@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import need
-from test_realdata_imu import GAITMAP_FS, _channels, _gaitmap
 
 from service.catalog import AmputationLevel, SensorKind
 from service.catalog import Side as CatalogSide
@@ -19,6 +17,8 @@ from service.model import OnnxModel
 from service.recommender import Policy, Recommender
 from service.sensors import Side, extract_imu
 from service.validation import validate_assessment
+from tests.realdata.conftest import need
+from tests.realdata.test_realdata_imu import GAITMAP_FS, _channels, _gaitmap
 
 
 @pytest.mark.parametrize("side", [Side.LEFT, Side.RIGHT])
