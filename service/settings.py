@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     max_step_mm: float = Field(10.0, gt=0.0, le=30.0)
     min_confidence: float = Field(0.5, ge=0.0, le=1.0, description="probability needed to recommend a change")
     deviation_z: float = Field(2.0, gt=0.0, description="|z| from which a feature counts as a deviation")
-    explain: bool = Field(True, description="compute per-adjustment driving features (occlusion)")
+    # Occlusion re-runs the model once per sent feature: it doubles the CPU per request (bench/RESULTS.md),
+    # so by default driving features come from the cited effect table ranked by |z|, and occlusion
+    # is an opt-in for tools that show the model's own attribution.
+    explain: bool = Field(False, description="driving features by model occlusion instead of the effect table")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
