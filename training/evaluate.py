@@ -1,27 +1,47 @@
 """Grouped evaluation: metrics per parameter, amputation level and sensor subset, calibration, plots.
 
 Every split here is by patient: a patient's assessments share one true misalignment, so a row-level
-split would score memorised patients, not new ones. Definitions (also written into the model card):
+split would score memorised patients, not new ones. The metrics score what the SERVICE recommends:
+``service_decisions`` re-implements the decision rule of ``service/recommender.py`` (training may not
+import the service's recommender; keep the two in step). Definitions (also written into the model card):
 
-- change needed: |true correction| >= min_change of the parameter (DESIGN 3.1).
-- decision rule: per parameter the most probable of decrease / no change / increase
-  (``pipeline.decide``).
-- direction_accuracy: over (assessment, parameter) pairs with a change needed, the share where the
-  decision is the true direction; "no change" counts as wrong. This is the figure judged against the
-  target. ``direction_accuracy_given_change`` scores only the way (the more probable of decrease and
-  increase), whether or not the change clears the no-change class. ``sign_accuracy_when_recommended`` is the same restricted to pairs where a change was
-  recommended (is the direction right when the model speaks?); ``detection_rate`` is the share
-  where any change was recommended.
-- magnitude_mae_deg / _mm: mean |predicted magnitude - |true correction||, pairs with a change needed,
-  pooled over the angle (deg) or translation/length (mm) parameters.
-- interval_coverage: share of those pairs whose true magnitude lies in [magnitude_lo, magnitude_hi]
-  (nominal 80%).
-- rank1_agreement: over assessments with at least one change needed, the share where the parameter the
-  model ranks first (largest predicted magnitude / max_step among recommended ones) is the parameter
-  with the largest true |correction| / max_step (corrections measured in safe steps so deg and mm
-  compare). No recommendation counts as disagreement.
-- specificity: over well-aligned assessments (no parameter needs a change), the share with no
-  parameter recommended.
+- change needed: |true correction| >= min_change of the parameter (DESIGN 3.1); a "pair" is one
+  (assessment, parameter).
+- decision rule (the service's, ``Recommender._one`` and ``_pool_alternatives``): per parameter the way
+  is the more probable of decrease / increase (p_dir); the change is recommended iff p_dir >= p_none,
+  p_dir >= 0.5 (min_confidence) and the predicted magnitude >= min_change; in addition, when a
+  deviation (|z| >= 2 against the catalog norms) is explained by no recommended change, the
+  directions that would explain it (each p_dir >= 0.25 and magnitude >= min_change) pool their
+  probabilities and, if the pool reaches 0.5, the most probable one is recommended. The recommended
+  step is the magnitude clamped to max_step; sagittal, length and rotation changes rank before
+  coronal ones, then by p_dir * min(magnitude / max_step, 1.5).
+- detection_rate: share of pairs with a change needed where the service recommends a change (either way).
+- direction_accuracy (the figure judged against the 0.95 target; strict): share of pairs with a change
+  needed where the service recommends the true direction; no recommendation counts as wrong.
+- direction_accuracy_when_recommended: among pairs with a change needed AND recommended, share in the
+  true direction (is the way right when the service speaks?).
+- sign_accuracy_given_change: among pairs with a change needed, share where the more probable way
+  (p_increase vs p_decrease) is the true one, whether or not the service recommends it.
+- opposite_direction_rate: share of pairs with a change needed where the service recommends the
+  opposite way (the clinically dangerous error).
+- direction_accuracy_argmax: the strict figure under the previous rule of this evaluation (most
+  probable of the three classes, no 0.5 floor, no magnitude floor, no pooling), for comparison only.
+- false_recommendation_rate: share of pairs with no change needed where a change is recommended.
+- magnitude_mae_deg / _mm (judged against the targets): mean |predicted magnitude - |true correction||
+  over ALL pairs with a change needed, raw (unclamped) model magnitude, pooled over the angle (deg) or
+  translation/length (mm) parameters. magnitude_mae_detected_*: the same over pairs the service
+  recommends. step_mae_*: over pairs the service recommends, |recommended step - min(|true correction|,
+  max_step)| (the clamped single step against the ideal single step).
+- interval_coverage: share of pairs with a change needed whose true magnitude lies in
+  [magnitude_lo, magnitude_hi] (nominal 80%).
+- rank1_agreement: over assessments with at least one change needed, the share where the service's
+  rank-1 adjustment is the parameter with the largest true |correction| / max_step (corrections in safe
+  steps so deg and mm compare); no recommendation counts as disagreement. Note that the service ranks
+  coronal changes last on purpose, which caps this figure. rank1_needed: the share where the rank-1
+  adjustment is ANY needed correction in its true direction (the set-based score of the clinical
+  consistency suite).
+- specificity: over well-aligned assessments (no parameter needs a change), the share where the
+  service recommends nothing.
 - ece: top-label expected calibration error of the 3-class direction probabilities, 10 equal-width
   bins, pooled over parameters.
 """
@@ -30,6 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +60,12 @@ import pandas as pd
 from service import catalog
 from training import cohort
 from training.pipeline import (
-    CLASS_DECREASE,
-    CLASS_INCREASE,
     CLASS_NONE,
     MAX_STEP,
     MIN_CHANGE,
     Predictions,
     decide,
     direction_targets,
-    ranking_score,
 )
 
 TARGETS: dict[str, tuple[str, float]] = {
@@ -57,9 +75,123 @@ TARGETS: dict[str, tuple[str, float]] = {
     "specificity": (">=", 0.95),
     "ece": ("<=", 0.05),
 }
+# The definition each target is judged under, and the other figures reported beside it (never judged).
+TARGET_DEFINITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "direction_accuracy": (
+        "strict: service recommends the true direction, over all pairs with a change needed",
+        ("direction_accuracy_when_recommended", "sign_accuracy_given_change", "detection_rate"),
+    ),
+    "magnitude_mae_deg": (
+        "raw model magnitude vs abs(true correction), all pairs with a change needed",
+        ("magnitude_mae_detected_deg", "step_mae_deg"),
+    ),
+    "magnitude_mae_mm": (
+        "raw model magnitude vs abs(true correction), all pairs with a change needed",
+        ("magnitude_mae_detected_mm", "step_mae_mm"),
+    ),
+    "specificity": ("well-aligned assessments where the service recommends nothing", ("false_recommendation_rate",)),
+    "ece": ("top-label ECE of the 3-class direction probabilities, 10 bins", ()),
+}
 TARGET_SUBSET = "all_sensors"
 N_BINS = 10
 _DEG = np.array([p.unit == "deg" for p in catalog.PARAMETERS])
+
+# --- The service's decision rule (service/recommender.py, Policy.default()) -------------------------
+# Re-implemented here because training may import only service.catalog and service.sensors; the
+# constants mirror Policy.min_confidence, Policy.deviation_z and recommender.ALTERNATIVE_FLOOR.
+MIN_CONFIDENCE = 0.5
+DEVIATION_Z = 2.0
+ALTERNATIVE_FLOOR = 0.25
+_N_FEAT = len(catalog.FEATURE_NAMES)
+_TF_COL = catalog.MODEL_INPUT_COLUMNS.index("context_transfemoral")
+_LEVELS = (catalog.AmputationLevel.TRANSTIBIAL, catalog.AmputationLevel.TRANSFEMORAL)
+_NORM_MEAN = {lv: np.array([f.normative[lv].mean for f in catalog.FEATURES]) for lv in _LEVELS}
+_NORM_SD = {lv: np.array([f.normative[lv].sd for f in catalog.FEATURES]) for lv in _LEVELS}
+_PLANE_ORDER = np.array([1 if p.plane is catalog.Plane.CORONAL else 0 for p in catalog.PARAMETERS])
+
+
+def _support_rows() -> dict[tuple[catalog.AmputationLevel, int, int], tuple[tuple[int, float], ...]]:
+    """(level, parameter index, correction sign) -> (feature index, sign of the deviation it explains),
+    as recommender._supporting: the misalignment a correction undoes has the opposite sign."""
+    out: dict[tuple[catalog.AmputationLevel, int, int], list[tuple[int, float]]] = {}
+    for lv in _LEVELS:
+        for e in catalog.effects():
+            if (e.level is not None and e.level is not lv) or e.slope == 0.0:
+                continue
+            j = catalog.PARAMETER_NAMES.index(e.parameter.value)
+            for sign in (-1, 1):
+                expected = float(np.sign(e.shift(float(-sign))))
+                rows = out.setdefault((lv, j, sign), [])
+                if expected != 0.0:
+                    rows.append((catalog.FEATURE_INDEX[e.feature], expected))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+_SUPPORT = _support_rows()
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """What the service recommends per (assessment, parameter)."""
+
+    sign: np.ndarray  # [N,k] +1 / -1: the more probable way (p_increase >= p_decrease -> +1)
+    recommended: np.ndarray  # [N,k] bool
+    pooled: np.ndarray  # [N,k] bool: recommended only through pooled alternatives
+    step: np.ndarray  # [N,k] signed recommended change, clamped to max_step; 0 where not recommended
+    rank1: np.ndarray  # [N] parameter index ranked first, -1 when nothing is recommended
+
+
+def service_decisions(
+    pred: Predictions,
+    x: np.ndarray,
+    min_change: np.ndarray = MIN_CHANGE,
+    max_step: np.ndarray = MAX_STEP,
+) -> Decisions:
+    """The recommendations service/recommender.py makes from these model outputs (default policy).
+
+    ``x`` is the model input (catalog.MODEL_INPUT_COLUMNS): its features give the deviations the
+    alternative pooling needs and ``context_transfemoral`` the amputation level.
+    """
+    p_dec, p_inc = pred["p_decrease"], pred["p_increase"]
+    p_none = np.maximum(0.0, 1.0 - p_dec - p_inc)
+    sign = np.where(p_inc >= p_dec, 1, -1)
+    p_dir = np.where(sign > 0, p_inc, p_dec)
+    mag = np.maximum(pred["magnitude"], 0.0)
+    too_small = mag < min_change
+    rec = (p_dir >= p_none) & (p_dir >= MIN_CONFIDENCE) & ~too_small
+    pooled = np.zeros_like(rec)
+    eligible = ~rec & ~too_small & (p_dir >= ALTERNATIVE_FLOOR)
+    for r in np.flatnonzero(eligible.sum(axis=1) >= 2):
+        lv = _LEVELS[int(x[r, _TF_COL] == 1.0)]
+        values = x[r, :_N_FEAT].astype(np.float64)
+        z = (values - _NORM_MEAN[lv]) / _NORM_SD[lv]
+        dev = ~np.isnan(values) & (np.abs(z) >= DEVIATION_Z)
+
+        def supporting(
+            j: int, r: int = int(r), lv: catalog.AmputationLevel = lv, z: np.ndarray = z, dev: np.ndarray = dev
+        ) -> list[int]:
+            """recommender._supporting: deviations the misalignment this correction undoes would produce."""
+            return [f for f, s in _SUPPORT.get((lv, j, int(sign[r, j])), ()) if dev[f] and np.sign(z[f]) == s]
+
+        explained = {f for j in np.flatnonzero(rec[r]) for f in supporting(int(j))}
+        groups: dict[int, list[int]] = {}
+        for j in np.flatnonzero(eligible[r]):
+            for f in supporting(int(j)):
+                if f not in explained:
+                    groups.setdefault(f, []).append(int(j))
+        done: set[int] = set()
+        for _f, group in sorted(groups.items(), key=lambda kv: -sum(p_dir[r, j] for j in kv[1])):
+            g = [j for j in group if j not in done and not rec[r, j]]
+            if len(g) < 2 or sum(p_dir[r, j] for j in g) < MIN_CONFIDENCE:
+                continue
+            best = max(g, key=lambda j: p_dir[r, j])
+            rec[r, best] = pooled[r, best] = True
+            done.update(g)
+    step = np.where(rec, sign * np.minimum(mag, max_step), 0.0)
+    score = p_dir * np.minimum(mag / max_step, 1.5)
+    key = np.where(rec, _PLANE_ORDER * 10.0 - score, np.inf)
+    rank1 = np.where(rec.any(axis=1), np.argmin(key, axis=1), -1)
+    return Decisions(sign=sign, recommended=rec, pooled=pooled, step=step, rank1=rank1)
 
 
 def grouped_split(patient_ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -81,9 +213,8 @@ def _mean(a: np.ndarray) -> float:
     return float(a.mean()) if a.size else math.nan
 
 
-def _sign_class(pred: Predictions) -> np.ndarray:
-    """Direction if a change is made: the more probable of decrease / increase (ignores no-change)."""
-    return np.where(pred["p_increase"] >= pred["p_decrease"], CLASS_INCREASE, CLASS_DECREASE)
+def _true_sign(corr: np.ndarray) -> np.ndarray:
+    return np.asarray(np.sign(direction_targets(corr) - CLASS_NONE))  # -1, 0 (no change needed), +1
 
 
 def reliability(
@@ -115,78 +246,98 @@ def reliability(
     return {"ece": float(ece) if len(y) else math.nan, "bins": bins}
 
 
-def block(pred: Predictions, corr: np.ndarray, patient_ids: np.ndarray | None = None) -> dict[str, Any]:
-    """All headline metrics for one group of assessments."""
-    y = direction_targets(corr)
-    d = decide(pred)
-    dc = np.sign(d).astype(int) + 1  # 0 decrease, 1 none, 2 increase
-    need = y != CLASS_NONE
-    rec = dc != CLASS_NONE
-    abs_err = np.abs(pred["magnitude"] - np.abs(corr))
-    inside = (np.abs(corr) >= pred["magnitude_lo"]) & (np.abs(corr) <= pred["magnitude_hi"])
-    any_need = need.any(axis=1)
-    true_top = np.argmax(np.abs(corr) / MAX_STEP, axis=1)
-    score = ranking_score(pred)
-    pred_top = np.argmax(score, axis=1)
-    has_rec = np.isfinite(score).any(axis=1)
-    well = ~any_need
+def _pair_metrics(
+    pred: Predictions, corr: np.ndarray, dec: Decisions, cols: np.ndarray, suffix: str = ""
+) -> dict[str, float]:
+    """Pair-level metrics over the parameter columns ``cols`` (bool mask over parameters)."""
+    ts = _true_sign(corr)[:, cols]
+    need = ts != 0
+    rec = dec.recommended[:, cols]
+    right = dec.sign[:, cols] == ts
+    am = np.sign(decide(pred))[:, cols]
+    true_mag = np.abs(corr[:, cols])
+    mag = pred["magnitude"][:, cols]
+    err = np.abs(mag - true_mag)
+    step_err = np.abs(np.abs(dec.step[:, cols]) - np.minimum(true_mag, MAX_STEP[cols]))
+    inside = (true_mag >= pred["magnitude_lo"][:, cols]) & (true_mag <= pred["magnitude_hi"][:, cols])
+    return {
+        "detection_rate": _mean(rec[need]),
+        "direction_accuracy": _mean((rec & right)[need]),
+        "direction_accuracy_when_recommended": _mean(right[need & rec]),
+        "sign_accuracy_given_change": _mean(right[need]),
+        "opposite_direction_rate": _mean((rec & ~right)[need]),
+        "direction_accuracy_argmax": _mean((am == ts)[need]),
+        "false_recommendation_rate": _mean(rec[~need]),
+        f"magnitude_mae{suffix}": _mean(err[need]),
+        f"magnitude_mae_detected{suffix}": _mean(err[need & rec]),
+        f"step_mae{suffix}": _mean(step_err[need & rec]),
+        "interval_coverage": _mean(inside[need]),
+    }
+
+
+def block(pred: Predictions, corr: np.ndarray, x: np.ndarray, patient_ids: np.ndarray | None = None) -> dict[str, Any]:
+    """All headline metrics for one group of assessments (service decision rule)."""
+    dec = service_decisions(pred, x)
+    ts = _true_sign(corr)
+    need = ts != 0
+    allp = np.ones(len(catalog.PARAMETERS), bool)
     out: dict[str, Any] = {
         "n_assessments": len(corr),
         "n_patients": len(np.unique(patient_ids)) if patient_ids is not None else None,
         "n_changes_needed": int(need.sum()),
-        "direction_accuracy": _mean((dc == y)[need]),
-        "sign_accuracy_when_recommended": _mean((dc == y)[need & rec]),
-        "direction_accuracy_given_change": _mean((_sign_class(pred) == y)[need]),
-        "detection_rate": _mean(rec[need]),
-        "false_recommendation_rate": _mean(rec[~need]),
-        "magnitude_mae_deg": _mean(abs_err[need & _DEG]),
-        "magnitude_mae_mm": _mean(abs_err[need & ~_DEG]),
-        "interval_coverage": _mean(inside[need]),
-        "rank1_agreement": _mean(((pred_top == true_top) & has_rec)[any_need]),
-        "n_well_aligned": int(well.sum()),
-        "specificity": _mean((~rec.any(axis=1))[well]),
-        "ece": reliability(pred, corr)["ece"],
     }
+    pm = _pair_metrics(pred, corr, dec, allp)
+    out.update({k: v for k, v in pm.items() if not k.startswith(("magnitude_mae", "step_mae"))})
+    for unit, cols in (("deg", _DEG), ("mm", ~_DEG)):
+        m = _pair_metrics(pred, corr, dec, cols, f"_{unit}")
+        for k in ("magnitude_mae", "magnitude_mae_detected", "step_mae"):
+            out[f"{k}_{unit}"] = m[f"{k}_{unit}"]
+    any_need = need.any(axis=1)
+    true_top = np.argmax(np.abs(corr) / MAX_STEP, axis=1)
+    has = dec.rank1 >= 0
+    r1 = np.clip(dec.rank1, 0, None)
+    rows = np.arange(len(ts))
+    rank1_right: np.ndarray = np.asarray(has & (ts[rows, r1] == dec.sign[rows, r1]))
+    well = ~any_need
+    out.update(
+        {
+            "rank1_agreement": _mean(np.asarray((dec.rank1 == true_top) & has)[any_need]),
+            "rank1_needed": _mean(rank1_right[any_need]),
+            "pooled_share": _mean(dec.pooled[dec.recommended]),
+            "n_well_aligned": int(well.sum()),
+            "specificity": _mean(np.asarray(~dec.recommended.any(axis=1))[well]),
+            "ece": reliability(pred, corr)["ece"],
+        }
+    )
     return {k: (_nan(v) if isinstance(v, float) else v) for k, v in out.items()}
 
 
-def per_parameter(pred: Predictions, corr: np.ndarray) -> dict[str, dict[str, Any]]:
-    y = direction_targets(corr)
-    dc = np.sign(decide(pred)).astype(int) + 1
+def per_parameter(pred: Predictions, corr: np.ndarray, x: np.ndarray) -> dict[str, dict[str, Any]]:
+    dec = service_decisions(pred, x)
+    ts = _true_sign(corr)
     res: dict[str, dict[str, Any]] = {}
     for j, spec in enumerate(catalog.PARAMETERS):
-        need = y[:, j] != CLASS_NONE
-        rec = dc[:, j] != CLASS_NONE
+        cols = np.arange(len(catalog.PARAMETERS)) == j
         sub = {k: v[:, j : j + 1] for k, v in pred.items()}
-        inside = (np.abs(corr[:, j]) >= pred["magnitude_lo"][:, j]) & (np.abs(corr[:, j]) <= pred["magnitude_hi"][:, j])
-        res[spec.parameter.value] = {
-            k: (_nan(v) if isinstance(v, float) else v)
-            for k, v in {
-                "unit": spec.unit,
-                "n_changes_needed": int(need.sum()),
-                "direction_accuracy": _mean((dc[:, j] == y[:, j])[need]),
-                "sign_accuracy_when_recommended": _mean((dc[:, j] == y[:, j])[need & rec]),
-                "direction_accuracy_given_change": _mean((_sign_class(pred)[:, j] == y[:, j])[need]),
-                "false_recommendation_rate": _mean(rec[~need]),
-                "magnitude_mae": _mean(np.abs(pred["magnitude"][:, j] - np.abs(corr[:, j]))[need]),
-                "interval_coverage": _mean(inside[need]),
-                "ece": reliability(sub, corr[:, j : j + 1], MIN_CHANGE[j : j + 1])["ece"],
-            }.items()
-        }
+        row: dict[str, Any] = {"unit": spec.unit, "n_changes_needed": int((ts[:, j] != 0).sum())}
+        row.update(_pair_metrics(pred, corr, dec, cols))
+        row["ece"] = reliability(sub, corr[:, j : j + 1], MIN_CHANGE[j : j + 1])["ece"]
+        res[spec.parameter.value] = {k: (_nan(v) if isinstance(v, float) else v) for k, v in row.items()}
     return res
 
 
 def evaluate_predictions(pred: Predictions, df: pd.DataFrame) -> dict[str, Any]:
     """The full evaluation of one model on held-out rows of a training-schema table."""
-    from training.dataset import corrections
+    from training.dataset import corrections, model_inputs
 
     corr = corrections(df)
+    x = model_inputs(df)
     pids = df["patient_id"].to_numpy()
     subsets = cohort.sensor_subset_of(df).to_numpy()
     levels = df["amputation_level"].to_numpy()
 
-    def take(mask: np.ndarray) -> tuple[Predictions, np.ndarray, np.ndarray]:
-        return {k: v[mask] for k, v in pred.items()}, corr[mask], pids[mask]
+    def take(mask: np.ndarray) -> tuple[Predictions, np.ndarray, np.ndarray, np.ndarray]:
+        return {k: v[mask] for k, v in pred.items()}, corr[mask], x[mask], pids[mask]
 
     res: dict[str, Any] = {"overall": block(*take(np.ones(len(df), bool)))}
     order = [s for s in cohort.SENSOR_SUBSETS if s in set(subsets)] + sorted(set(subsets) - set(cohort.SENSOR_SUBSETS))
@@ -197,9 +348,9 @@ def evaluate_predictions(pred: Predictions, df: pd.DataFrame) -> dict[str, Any]:
         for lv in sorted(set(levels))
         if ((levels == lv) & (subsets == TARGET_SUBSET)).any()
     }
-    res["by_parameter"] = per_parameter(pred, corr)
+    res["by_parameter"] = per_parameter(pred, corr, x)
     ts = subsets == TARGET_SUBSET
-    res["by_parameter_all_sensors"] = per_parameter(*take(ts)[:2]) if ts.any() else {}
+    res["by_parameter_all_sensors"] = per_parameter(*take(ts)[:3]) if ts.any() else {}
     res["reliability_all_sensors"] = reliability(*take(ts)[:2]) if ts.any() else None
     res["reliability_overall"] = reliability(pred, corr)
     res["targets"] = check_targets(res["by_sensor_subset"].get(TARGET_SUBSET, res["overall"]))
@@ -207,11 +358,18 @@ def evaluate_predictions(pred: Predictions, df: pd.DataFrame) -> dict[str, Any]:
 
 
 def check_targets(b: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"subset": TARGET_SUBSET}
+    out: dict[str, Any] = {"subset": TARGET_SUBSET, "decision_rule": "service (service/recommender.py)"}
     for name, (op, bar) in TARGETS.items():
         v = b.get(name)
         met = None if v is None else (v >= bar if op == ">=" else v <= bar)
-        out[name] = {"value": v, "target": f"{op} {bar:g}", "met": met}
+        definition, others = TARGET_DEFINITIONS[name]
+        out[name] = {
+            "value": v,
+            "target": f"{op} {bar:g}",
+            "met": met,
+            "definition": definition,
+            "other_definitions_not_judged": {k: b.get(k) for k in others},
+        }
     out["all_met"] = all(out[n]["met"] for n in TARGETS)
     return out
 

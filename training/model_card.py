@@ -10,15 +10,34 @@ from training import evaluate
 
 _COLS = (
     ("n_assessments", "n", "{:d}"),
-    ("direction_accuracy", "direction acc.", "{:.3f}"),
-    ("direction_accuracy_given_change", "direction acc. given change", "{:.3f}"),
-    ("sign_accuracy_when_recommended", "sign acc. when recommended", "{:.3f}"),
     ("detection_rate", "detection", "{:.3f}"),
-    ("magnitude_mae_deg", "MAE deg", "{:.2f}"),
-    ("magnitude_mae_mm", "MAE mm", "{:.2f}"),
+    ("direction_accuracy", "direction acc. (strict)", "{:.3f}"),
+    ("direction_accuracy_when_recommended", "direction acc. when recommended", "{:.3f}"),
+    ("sign_accuracy_given_change", "sign acc. given change", "{:.3f}"),
+    ("opposite_direction_rate", "opposite", "{:.3f}"),
+    ("magnitude_mae_deg", "MAE deg (all needed)", "{:.2f}"),
+    ("magnitude_mae_mm", "MAE mm (all needed)", "{:.2f}"),
+    ("magnitude_mae_detected_deg", "MAE deg (detected)", "{:.2f}"),
+    ("magnitude_mae_detected_mm", "MAE mm (detected)", "{:.2f}"),
+    ("step_mae_deg", "step MAE deg", "{:.2f}"),
+    ("step_mae_mm", "step MAE mm", "{:.2f}"),
     ("interval_coverage", "10-90% coverage", "{:.2f}"),
     ("rank1_agreement", "rank-1", "{:.3f}"),
+    ("rank1_needed", "rank-1 needed", "{:.3f}"),
     ("specificity", "specificity", "{:.3f}"),
+    ("ece", "ECE", "{:.3f}"),
+)
+_PARAM_COLS = (
+    ("n_changes_needed", "changes needed", "{:d}"),
+    ("detection_rate", "detection", "{:.3f}"),
+    ("direction_accuracy", "direction acc. (strict)", "{:.3f}"),
+    ("direction_accuracy_when_recommended", "direction acc. when recommended", "{:.3f}"),
+    ("sign_accuracy_given_change", "sign acc. given change", "{:.3f}"),
+    ("false_recommendation_rate", "false recommendation rate", "{:.3f}"),
+    ("magnitude_mae", "MAE (all needed)", "{:.2f}"),
+    ("magnitude_mae_detected", "MAE (detected)", "{:.2f}"),
+    ("step_mae", "step MAE", "{:.2f}"),
+    ("interval_coverage", "10-90% coverage", "{:.2f}"),
     ("ece", "ECE", "{:.3f}"),
 )
 
@@ -35,16 +54,10 @@ def _table(rows: Mapping[str, Mapping[str, Any]], first: str) -> str:
 
 
 def _param_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
-    head = (
-        "| parameter | unit | changes needed | direction acc. | direction acc. given change | "
-        "sign acc. when recommended | false recommendation rate | magnitude MAE | 10-90% coverage | ECE |"
-    )
-    sep = "|---" * 10 + "|"
+    head = "| parameter | unit | " + " | ".join(c[1] for c in _PARAM_COLS) + " |"
+    sep = "|---" * (len(_PARAM_COLS) + 2) + "|"
     body = [
-        f"| {n} | {r['unit']} | {r['n_changes_needed']} | {_fmt(r['direction_accuracy'], '{:.3f}')} | "
-        f"{_fmt(r['direction_accuracy_given_change'], '{:.3f}')} | "
-        f"{_fmt(r['sign_accuracy_when_recommended'], '{:.3f}')} | {_fmt(r['false_recommendation_rate'], '{:.3f}')} | "
-        f"{_fmt(r['magnitude_mae'], '{:.2f}')} | {_fmt(r['interval_coverage'], '{:.2f}')} | {_fmt(r['ece'], '{:.3f}')} |"
+        f"| {n} | {r['unit']} | " + " | ".join(_fmt(r.get(k), f) for k, _, f in _PARAM_COLS) + " |"
         for n, r in rows.items()
     ]
     return "\n".join([head, sep, *body])
@@ -54,16 +67,39 @@ def _shortfall(m: Mapping[str, Any]) -> str:
     b = m["by_sensor_subset"].get(evaluate.TARGET_SUBSET) or m["overall"]
     missed = [k for k, v in m["targets"].items() if isinstance(v, dict) and v["met"] is False]
     return (
-        f"**Targets missed: {', '.join(missed)}.** The direction is usually right when a change is needed "
-        f"(direction accuracy given change {_fmt(b.get('direction_accuracy_given_change'), '{:.3f}')}, "
-        f"sign accuracy when a change is recommended {_fmt(b.get('sign_accuracy_when_recommended'), '{:.3f}')}), "
-        f"but only {_fmt(b.get('detection_rate'), '{:.3f}')} of the needed changes clear the no-change class. "
-        "Why: with the effect slopes of the CSV, the studied perturbations move even the socket moments by only "
-        "1-3 normative SD (the CSV header says so), the unknown per-patient baseline and the other misaligned "
-        "parameters overlap that signal, and the per-patient gains (compensation_cv 0.2-0.8) blur the "
-        "magnitude; a calibrated model therefore stays on 'no change' for corrections near min_change. "
-        "A lower decision threshold would raise detection at the cost of specificity (not tuned here; the "
-        "calibrated probabilities let the service choose its own threshold)."
+        f"**Targets missed: {', '.join(missed)}.** When the service recommends a change its direction is "
+        f"almost always right (direction accuracy when recommended "
+        f"{_fmt(b.get('direction_accuracy_when_recommended'), '{:.3f}')}, opposite direction on "
+        f"{_fmt(b.get('opposite_direction_rate'), '{:.3f}')} of the needed changes), and the more probable way is "
+        f"right for {_fmt(b.get('sign_accuracy_given_change'), '{:.3f}')} of the needed changes, but the service "
+        f"recommends only {_fmt(b.get('detection_rate'), '{:.3f}')} of them. Why: with the effect slopes of the "
+        "CSV, the studied perturbations move even the socket moments by only 1-3 normative SD (the CSV header "
+        "says so), the unknown per-patient baseline and the other misaligned parameters overlap that signal "
+        "(socket adduction and foot medial shift move both coronal socket moments in nearly the same ratio; "
+        "socket flexion, heel height and foot anterior shift share the sagittal ones), and the per-patient "
+        "gains (compensation_cv 0.2-0.8) blur the magnitude; a calibrated model therefore stays on 'no "
+        "change' for most corrections near min_change. More simulated patients, engineered differences, "
+        "monotone constraints and other hyper-parameters each moved strict direction accuracy by at most "
+        "about 0.02 (see 'What was tried'), so the gap to 0.95 is a property of the cited effect sizes and "
+        "noise, not of the learner. A lower decision threshold would raise detection at the cost of "
+        "specificity, which is already below its target."
+    )
+
+
+def _narrow(tg: Mapping[str, Any]) -> str:
+    """Targets met by less than 5% of the bar: say so, they can flip on another split or seed."""
+    rows = []
+    for k, v in tg.items():
+        if not isinstance(v, dict) or not v["met"] or v["value"] is None:
+            continue
+        bar = float(v["target"].split()[-1])
+        if bar and abs(v["value"] - bar) / bar < 0.05:
+            rows.append(f"{k} ({_fmt(v['value'], '{:.3f}')} vs {v['target']})")
+    if not rows:
+        return ""
+    return (
+        f"**Met only narrowly: {', '.join(rows)}.** Within split-to-split noise of the bar; see the "
+        "development log below for the same recipe on other splits before counting it as met."
     )
 
 
@@ -73,7 +109,10 @@ def render(manifest: Mapping[str, Any], plots: list[str]) -> str:
     simulated = td["kind"] == "simulated"
     tg = m["targets"]
     target_lines = "\n".join(
-        f"| {k} | {_fmt(v['value'], '{:.3f}')} | {v['target']} | {'met' if v['met'] else 'NOT MET'} |"
+        f"| {k} | {v.get('definition', '')} | {_fmt(v['value'], '{:.3f}')} | {v['target']} | "
+        f"{'met' if v['met'] else 'NOT MET'} | "
+        + (", ".join(f"{o} {_fmt(ov, '{:.3f}')}" for o, ov in v.get("other_definitions_not_judged", {}).items()) or "-")
+        + " |"
         for k, v in tg.items()
         if isinstance(v, dict)
     )
@@ -111,12 +150,16 @@ Out of scope: component problems (heel/bumper stiffness, knee friction, suspensi
 weakness, ramps and stairs, paediatric users, transfemoral knee position (not a v1 parameter).
 
 ## Model
-- Family: {manifest["model_family"]} (per parameter: a 3-class direction classifier, a conditional
-  magnitude regressor and 10%/90% quantile regressors; {len(catalog.PARAMETERS) * 4} boosters merged into one
+- Family: {manifest["model_family"]} (per parameter: direction booster(s), a conditional
+  magnitude regressor and 10%/90% quantile regressors; {manifest.get("n_boosters", len(catalog.PARAMETERS) * 4)} boosters merged into one
   ONNX graph of {manifest["onnx"]["node_count"]} nodes, {manifest["onnx"]["size_bytes"] / 1e6:.2f} MB, opset {manifest["onnx"]["opset"]}).
 - Calibration: {manifest["calibration"]["method"]}; temperatures {", ".join(f"{k} {v:.2f}" for k, v in manifest["calibration"]["temperature"].items())}.
 - ONNX vs Python parity: max abs diff {manifest["onnx"]["parity_max_abs_diff"]:.2g} on {manifest["onnx"]["parity_rows"]} rows (held-out rows, copies with ~70% of inputs missing, golden rows); export fails above {manifest["golden"]["atol"]:g}.
 - Decision rule used by the metrics: {manifest["decision_rule"]}.
+- Direction model: {manifest.get("direction_model", "3-class booster")}.
+- Engineered inputs (computed inside the graph from the raw columns): {", ".join(f"`{e}`" for e in manifest.get("engineered_features", [])) or "none"}.
+- Monotone constraints (from the cited effect table): {manifest.get("monotone_constraints_summary", "none")}.
+- Magnitude: {manifest.get("magnitude_model", "conditional mean")}.
 {f"- `python -m training all` took {ps:.0f} s." if ps else ""}
 
 ## Inputs
@@ -140,12 +183,16 @@ Context: `context_transfemoral` (0/1), `context_body_mass_kg`, `context_k_level`
   No patient appears in two of them. All numbers below are on the held-out test patients.
 {"- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters drawn between min_change and the study range; effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; per-sensor noise (IMU vs mocap RMSE, video-pose error on prosthetic limbs) and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient." if simulated else ""}
 
-## Targets (held-out patients, all sensors)
-| metric | value | target | status |
-|---|---|---|---|
+## Targets (held-out patients, all sensors, the service's decision rule)
+Each target is judged under ONE stated definition; the other figures in the last column describe the
+same behaviour from other angles and are never used to call a target met.
+
+| metric | judged definition | value | target | status | other definitions (not judged) |
+|---|---|---|---|---|---|
 {target_lines}
 
 {_shortfall(m) if not tg.get("all_met") else "All targets met on this split."}
+{_narrow(tg)}
 
 Definitions: {evaluate.__doc__.split("Definitions (also written into the model card):", 1)[-1].strip()}
 
@@ -163,10 +210,19 @@ Definitions: {evaluate.__doc__.split("Definitions (also written into the model c
 {_param_table(m["by_parameter"])}
 
 ## Model-family comparison (same split)
-Selection: {comp.get("selection")}. Best: **{comp.get("best")}**; exported: **{comp.get("exported")}**
+Selection: {comp.get("selection")}. Best: **{comp.get("best")}**; exported: **{comp.get("exported")}**.
+{comp.get("note", "")}
 (selection scores: {", ".join(f"{k} {v['selection_score']:.3f}" for k, v in comp.get("families", {}).items())}).
 
 {_table(comp_rows, "family (subset)") if comp_rows else "not run"}
+
+## What was tried (measured on held-out patients, all sensors, service rule)
+| change | patients | direction acc. (strict) | MAE deg | MAE mm | specificity |
+|---|---|---|---|---|---|
+{chr(10).join(f"| {r['change']} | {r['patients']} | {r['direction_accuracy']:.3f} | {r['magnitude_mae_deg']:.2f} | {r['magnitude_mae_mm']:.2f} | {r['specificity']:.3f} |" for r in manifest.get("development_log", []))}
+
+Differences of 0.01-0.02 are within split noise. Only more patients, the engineered differences and
+the conditional-median magnitude moved the numbers beyond that.
 
 ## Plots
 {chr(10).join(f"![{p}]({p})" for p in plots)}
@@ -184,4 +240,12 @@ Selection: {comp.get("selection")}. Best: **{comp.get("best")}**; exported: **{c
   moments; socket flexion vs heel height vs foot anterior shift on the sagittal ones) are confused when
   their distinguishing features are missing.
 - The 10-90% interval is from quantile regressors and is not guaranteed to cover 80% on every subset.
+- Textbook cases (tests/contract): the suite passes, but a few cases are decided by a probability
+  margin of a few hundredths over "no change"; retraining on other data can flip them, so the suite
+  must be re-run on every export.
+- Monotone constraints cover only the inputs the cited table says one parameter moves alone (listed
+  under Model); the sagittal and coronal socket moments, moved by several parameters, are unconstrained.
+- Magnitude targets: the conditional median of a correction drawn uniformly between min_change and the
+  study range (up to 18 deg for foot rotation) cannot be pinned from features that move 0.6 deg per
+  degree with per-patient gain CV 0.35; the safe single step (step MAE) is the figure a prosthetist acts on.
 """

@@ -21,17 +21,19 @@ from onnxmltools import convert_lightgbm
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from service import catalog
-from training.pipeline import PROB_FLOOR, LightGBMAlignmentModel
+from training.pipeline import ENGINEERED_PAIRS, PROB_FLOOR, LightGBMAlignmentModel
 
 INPUT_NAME = "features"
+# The tree ensembles read this tensor: the input plus the engineered differences (pipeline.augment).
+AUGMENTED_NAME = "features_augmented"
 TARGET_OPSET = 15  # DESIGN 8: onnxmltools 1.16 supports target opset <= 15
 ML_OPSET = 1
 
 
-def _convert(booster: object, n_inputs: int) -> onnx.ModelProto:
+def _convert(booster: object, n_inputs: int, input_name: str = INPUT_NAME) -> onnx.ModelProto:
     onx: onnx.ModelProto = convert_lightgbm(
         booster,
-        initial_types=[(INPUT_NAME, FloatTensorType([None, n_inputs]))],
+        initial_types=[(input_name, FloatTensorType([None, n_inputs]))],
         target_opset=TARGET_OPSET,
         zipmap=False,
     )
@@ -42,7 +44,7 @@ def _prefixed(model: onnx.ModelProto, prefix: str) -> tuple[list[onnx.NodeProto]
     """Nodes and initializers of a converted model with every name except the shared input prefixed."""
 
     def ren(name: str) -> str:
-        return name if name in ("", INPUT_NAME) else f"{prefix}{name}"
+        return name if name in ("", INPUT_NAME, AUGMENTED_NAME) else f"{prefix}{name}"
 
     nodes: list[onnx.NodeProto] = []
     for node in model.graph.node:
@@ -76,20 +78,49 @@ def build_onnx(model: LightGBMAlignmentModel) -> onnx.ModelProto:
     n_in = len(catalog.MODEL_INPUT_COLUMNS)
     n_par = len(model.parameters)
     assert [p.name for p in model.parameters] == list(catalog.PARAMETER_NAMES)
+    mk = helper.make_node
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
+    tree_input, n_tree = INPUT_NAME, n_in
+    if model.config.engineered:
+        # Engineered differences before the ensembles (pipeline.augment): Sub propagates NaN.
+        diffs: list[str] = []
+        for k, (a, b) in enumerate(ENGINEERED_PAIRS):
+            for side, col in (("a", a), ("b", b)):
+                inits.append(numpy_helper.from_array(np.array([col], dtype=np.int64), f"eng_{k}_{side}_index"))
+                nodes.append(
+                    mk(
+                        "Gather",
+                        [INPUT_NAME, f"eng_{k}_{side}_index"],
+                        [f"eng_{k}_{side}"],
+                        axis=1,
+                        name=f"eng_{k}_{side}",
+                    )
+                )
+            nodes.append(mk("Sub", [f"eng_{k}_a", f"eng_{k}_b"], [f"eng_{k}_diff"], name=f"eng_{k}_sub"))
+            diffs.append(f"eng_{k}_diff")
+        nodes.append(mk("Concat", [INPUT_NAME, *diffs], [AUGMENTED_NAME], axis=1, name="eng_concat"))
+        tree_input, n_tree = AUGMENTED_NAME, n_in + len(ENGINEERED_PAIRS)
+    sequential = model.parameters[0].classifier_dec is not None
+    assert all((pm.classifier_dec is not None) == sequential for pm in model.parameters)
     probs: list[str] = []
+    probs_dec: list[str] = []
     regs: dict[str, list[str]] = {"magnitude": [], "magnitude_lo": [], "magnitude_hi": []}
+
+    def add(booster: object, prefix: str) -> list[str]:
+        n, i, outs = _prefixed(_convert(booster, n_tree, tree_input), prefix)
+        nodes.extend(n)
+        inits.extend(i)
+        return outs
+
     for pm in model.parameters:
-        n, i, outs = _prefixed(_convert(pm.classifier, n_in), f"{pm.name}_direction_")
-        nodes += n
-        inits += i
+        outs = add(pm.classifier, f"{pm.name}_direction_")
         probs.append(next(o for o in outs if o.endswith("probabilities")))
+        if pm.classifier_dec is not None:
+            outs = add(pm.classifier_dec, f"{pm.name}_direction_dec_")
+            probs_dec.append(next(o for o in outs if o.endswith("probabilities")))
         for role in regs:
-            n, i, outs = _prefixed(_convert(getattr(pm, role), n_in), f"{pm.name}_{role}_")
-            nodes += n
-            inits += i
-            regs[role].append(outs[0])
+            regs[role].append(add(getattr(pm, role), f"{pm.name}_{role}_")[0])
 
     inv_t = np.array([1.0 / pm.temperature for pm in model.parameters], dtype=np.float32).reshape(1, n_par, 1)
     inits += [
@@ -103,10 +134,38 @@ def build_onnx(model: LightGBMAlignmentModel) -> onnx.ModelProto:
             np.array([[pm.interval_adjust for pm in model.parameters]], dtype=np.float32), "glue_interval_adjust"
         ),
     ]
-    mk = helper.make_node
+    if sequential:
+        # p_increase = P_inc; p_decrease = (1 - P_inc) * P(dec | not inc); p_none = the rest
+        # (pipeline.ParameterModel.raw_direction). Binary converters give [N, 2]: column 1 is P(class 1).
+        inits += [
+            numpy_helper.from_array(np.array([-1, n_par, 2], dtype=np.int64), "glue_shape_n_par_2"),
+            numpy_helper.from_array(np.array(1, dtype=np.int64), "glue_positive_class"),
+            numpy_helper.from_array(np.array(1.0, dtype=np.float32), "glue_one"),
+            numpy_helper.from_array(np.array([2], dtype=np.int64), "glue_axis_2"),
+        ]
+        for tag, names in (("inc", probs), ("dec", probs_dec)):
+            nodes += [
+                mk("Concat", names, [f"glue_{tag}_flat"], axis=1, name=f"glue_concat_{tag}"),
+                mk(
+                    "Reshape", [f"glue_{tag}_flat", "glue_shape_n_par_2"], [f"glue_{tag}_2"], name=f"glue_reshape_{tag}"
+                ),
+                mk("Gather", [f"glue_{tag}_2", "glue_positive_class"], [f"glue_{tag}_p"], axis=2, name=f"glue_{tag}_p"),
+            ]
+        nodes += [
+            mk("Sub", ["glue_one", "glue_inc_p"], ["glue_not_inc"], name="glue_not_inc"),
+            mk("Mul", ["glue_not_inc", "glue_dec_p"], ["glue_p_dec"], name="glue_p_dec"),
+            mk("Sub", ["glue_not_inc", "glue_p_dec"], ["glue_p_none"], name="glue_p_none"),
+            mk("Unsqueeze", ["glue_p_dec", "glue_axis_2"], ["glue_p_dec_3"], name="glue_unsq_dec"),
+            mk("Unsqueeze", ["glue_p_none", "glue_axis_2"], ["glue_p_none_3"], name="glue_unsq_none"),
+            mk("Unsqueeze", ["glue_inc_p", "glue_axis_2"], ["glue_p_inc_3"], name="glue_unsq_inc"),
+            mk("Concat", ["glue_p_dec_3", "glue_p_none_3", "glue_p_inc_3"], ["glue_probs"], axis=2, name="glue_probs"),
+        ]
+    else:
+        nodes += [
+            mk("Concat", probs, ["glue_probs_flat"], axis=1, name="glue_concat_probs"),
+            mk("Reshape", ["glue_probs_flat", "glue_shape_n_par_3"], ["glue_probs"], name="glue_reshape_probs"),
+        ]
     nodes += [
-        mk("Concat", probs, ["glue_probs_flat"], axis=1, name="glue_concat_probs"),
-        mk("Reshape", ["glue_probs_flat", "glue_shape_n_par_3"], ["glue_probs"], name="glue_reshape_probs"),
         mk("Max", ["glue_probs", "glue_prob_floor"], ["glue_probs_floored"], name="glue_floor"),
         mk("Log", ["glue_probs_floored"], ["glue_logp"], name="glue_log"),
         mk("Mul", ["glue_logp", "glue_inverse_temperature"], ["glue_logits"], name="glue_temperature"),
