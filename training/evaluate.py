@@ -9,12 +9,13 @@ import the service's recommender; keep the two in step). Definitions (also writt
   (assessment, parameter).
 - decision rule (the service's, ``Recommender._one`` and ``_pool_alternatives``): per parameter the way
   is the more probable of decrease / increase (p_dir); the change is recommended iff p_dir >= p_none,
-  p_dir >= 0.5 (min_confidence) and the predicted magnitude >= min_change; in addition, when a
-  deviation (|z| >= 2 against the catalog norms) is explained by no recommended change, the
-  directions that would explain it (each p_dir >= 0.25 and magnitude >= min_change) pool their
-  probabilities and, if the pool reaches 0.5, the most probable one is recommended. The recommended
-  step is the magnitude clamped to max_step; sagittal, length and rotation changes rank before
-  coronal ones, then by p_dir * min(magnitude / max_step, 1.5).
+  p_dir >= 0.55 (min_confidence), the predicted magnitude >= min_change, and, below p_dir 0.8
+  (UNSUPPORTED_MIN), a deviation (|z| >= 2 against the catalog norms) it would explain is present;
+  in addition, when a deviation is explained by no recommended change, the directions that would
+  explain it (each p_dir >= 0.3 and magnitude >= min_change) pool their probabilities and, if the
+  pool reaches 0.8, the most probable one is recommended. The recommended step is the magnitude
+  clamped to max_step; sagittal, length and rotation changes rank before coronal ones, then by
+  p_dir * min(magnitude / max_step, 1.5).
 - detection_rate: share of pairs with a change needed where the service recommends a change (either way).
 - direction_accuracy (the figure judged against the 0.95 target; strict): share of pairs with a change
   needed where the service recommends the true direction; no recommendation counts as wrong.
@@ -98,10 +99,13 @@ _DEG = np.array([p.unit == "deg" for p in catalog.PARAMETERS])
 
 # --- The service's decision rule (service/recommender.py, Policy.default()) -------------------------
 # Re-implemented here because training may import only service.catalog and service.sensors; the
-# constants mirror Policy.min_confidence, Policy.deviation_z and recommender.ALTERNATIVE_FLOOR.
-MIN_CONFIDENCE = 0.5
+# constants mirror Policy.min_confidence, Policy.deviation_z and recommender.ALTERNATIVE_FLOOR,
+# POOL_MIN and UNSUPPORTED_MIN.
+MIN_CONFIDENCE = 0.55
 DEVIATION_Z = 2.0
-ALTERNATIVE_FLOOR = 0.25
+ALTERNATIVE_FLOOR = 0.3
+POOL_MIN = 0.8
+UNSUPPORTED_MIN = 0.8
 _N_FEAT = len(catalog.FEATURE_NAMES)
 _TF_COL = catalog.MODEL_INPUT_COLUMNS.index("context_transfemoral")
 _LEVELS = (catalog.AmputationLevel.TRANSTIBIAL, catalog.AmputationLevel.TRANSFEMORAL)
@@ -159,6 +163,15 @@ def service_decisions(
     mag = np.maximum(pred["magnitude"], 0.0)
     too_small = mag < min_change
     rec = (p_dir >= p_none) & (p_dir >= MIN_CONFIDENCE) & ~too_small
+    weak = rec & (p_dir < UNSUPPORTED_MIN)
+    for r in np.flatnonzero(weak.any(axis=1)):
+        lv = _LEVELS[int(x[r, _TF_COL] == 1.0)]
+        values = x[r, :_N_FEAT].astype(np.float64)
+        z = (values - _NORM_MEAN[lv]) / _NORM_SD[lv]
+        dev = ~np.isnan(values) & (np.abs(z) >= DEVIATION_Z)
+        for j in np.flatnonzero(weak[r]):
+            if not any(dev[f] and np.sign(z[f]) == sg for f, sg in _SUPPORT.get((lv, int(j), int(sign[r, j])), ())):
+                rec[r, j] = False
     pooled = np.zeros_like(rec)
     eligible = ~rec & ~too_small & (p_dir >= ALTERNATIVE_FLOOR)
     for r in np.flatnonzero(eligible.sum(axis=1) >= 2):
@@ -182,7 +195,7 @@ def service_decisions(
         done: set[int] = set()
         for _f, group in sorted(groups.items(), key=lambda kv: -sum(p_dir[r, j] for j in kv[1])):
             g = [j for j in group if j not in done and not rec[r, j]]
-            if len(g) < 2 or sum(p_dir[r, j] for j in g) < MIN_CONFIDENCE:
+            if len(g) < 2 or sum(p_dir[r, j] for j in g) < POOL_MIN:
                 continue
             best = max(g, key=lambda j: p_dir[r, j])
             rec[r, best] = pooled[r, best] = True

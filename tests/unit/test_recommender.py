@@ -86,7 +86,7 @@ def test_policy_thresholds_are_configurable() -> None:
 
 
 def test_sagittal_ranks_before_coronal_even_when_coronal_scores_higher() -> None:
-    r = _rec(ScriptedModel({Parameter.FOOT_MEDIAL_SHIFT: (0.99, 0.0, 10.0), Parameter.SOCKET_FLEXION: (0.0, 0.7, 3.0)}))
+    r = _rec(ScriptedModel({Parameter.FOOT_MEDIAL_SHIFT: (0.99, 0.0, 10.0), Parameter.SOCKET_FLEXION: (0.0, 0.85, 3.0)}))
     assert [a.parameter for a in r.adjustments] == [Parameter.SOCKET_FLEXION, Parameter.FOOT_MEDIAL_SHIFT]
     assert [a.rank for a in r.adjustments] == [1, 2]
 
@@ -130,3 +130,23 @@ def test_thin_evidence_lowers_confidence_and_suggests_measurements() -> None:
     assert any("too little information" in w for w in r.warnings)
     assert r.suggested_measurements
     assert any(s.sensor_kind is SensorKind.INSTRUMENTED_PYLON for s in r.suggested_measurements)
+
+
+def test_moderate_probability_needs_a_supporting_deviation() -> None:
+    model = ScriptedModel({Parameter.FOOT_ROTATION: (0.7, 0.0, 6.0)})
+    assert _rec(model).no_change_needed
+    (est,) = [e for e in _rec(model).parameter_estimates if e.parameter is Parameter.FOOT_ROTATION]
+    assert "without a gait deviation" in est.reason
+    # the same probability with the textbook deviation (marked toe-out) is recommended
+    assert _rec(model, foot_progression_angle_prosthetic_deg=25.0).adjustments[0].parameter is Parameter.FOOT_ROTATION
+
+
+def test_alternative_fixes_pool_when_together_likely() -> None:
+    # Excessive knee flexion at loading: socket flexed or foot dorsiflexed; each alone below "no change".
+    model = ScriptedModel({Parameter.SOCKET_FLEXION: (0.45, 0.0, 4.0), Parameter.HEEL_HEIGHT: (0.0, 0.4, 8.0)})
+    r = _rec(model, knee_flexion_loading_prosthetic_deg=25.0)
+    assert [a.parameter for a in r.adjustments] == [Parameter.SOCKET_FLEXION]
+    assert "alternative fixes" in r.adjustments[0].rationale and "higher heel" in r.adjustments[0].rationale
+    assert r.adjustments[0].confidence == pytest.approx(0.45)
+    # without the deviation nothing pools
+    assert _rec(model).no_change_needed
