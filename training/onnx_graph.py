@@ -5,14 +5,18 @@ Contract (service/model.py depends on it exactly):
 - outputs ``p_decrease``, ``p_increase``, ``magnitude``, ``magnitude_lo``, ``magnitude_hi``: float32
   [None, 7] in catalog.PARAMETER_NAMES order.
 
-Each booster is converted with onnxmltools (LightGBM converter, no ZipMap: probabilities stay a tensor),
-its names are prefixed so 28 sub-graphs can share one input, and standard ops glue them together and
-reproduce ``LightGBMAlignmentModel.predict`` exactly: floor + Log + Mul(1/T) + Softmax is the
-temperature calibration, Min/Max the interval ordering. Nodes nobody reads (the converters' label
-outputs) are pruned, so the graph has tens of nodes, not one per tree.
+Each booster is converted with onnxmltools (LightGBM converter) and the trees of its one tree-ensemble
+node are copied into ONE ``ai.onnx.ml.TreeEnsembleRegressor`` with one output column per booster
+(``_Ensemble``): onnxruntime then walks all trees in one kernel call instead of dispatching 35 nodes.
+Standard ops after it reproduce ``LightGBMAlignmentModel.predict`` exactly: Sigmoid is the binary
+converters' LOGISTIC post-transform (Softmax the 3-class one), floor + Log + Mul(1/T) + Softmax is the
+temperature calibration, Sub/Add the conformal interval adjustment, Min/Max the interval ordering.
+The graph has about 25 nodes.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import onnx
@@ -40,152 +44,205 @@ def _convert(booster: object, n_inputs: int, input_name: str = INPUT_NAME) -> on
     return onx
 
 
-def _prefixed(model: onnx.ModelProto, prefix: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], list[str]]:
-    """Nodes and initializers of a converted model with every name except the shared input prefixed."""
-
-    def ren(name: str) -> str:
-        return name if name in ("", INPUT_NAME, AUGMENTED_NAME) else f"{prefix}{name}"
-
-    nodes: list[onnx.NodeProto] = []
-    for node in model.graph.node:
-        n = onnx.NodeProto()
-        n.CopyFrom(node)
-        n.name = f"{prefix}{node.name or node.op_type}"
-        n.input[:] = [ren(i) for i in node.input]
-        n.output[:] = [ren(o) for o in node.output]
-        nodes.append(n)
-    inits: list[onnx.TensorProto] = []
-    for init in model.graph.initializer:
-        t = onnx.TensorProto()
-        t.CopyFrom(init)
-        t.name = ren(init.name)
-        inits.append(t)
-    return nodes, inits, [ren(o.name) for o in model.graph.output]
+# Attributes of the converters' tree nodes that describe the trees themselves (copied per tree).
+_NODE_ATTRS = (
+    "nodes_nodeids",
+    "nodes_featureids",
+    "nodes_modes",
+    "nodes_values",
+    "nodes_truenodeids",
+    "nodes_falsenodeids",
+    "nodes_missing_value_tracks_true",
+)
+_TREE_OPS = ("TreeEnsembleRegressor", "TreeEnsembleClassifier")
 
 
-def _prune(nodes: list[onnx.NodeProto], outputs: list[str]) -> list[onnx.NodeProto]:
-    """Keep only nodes that contribute to the graph outputs (drops the converters' label branches)."""
-    needed = set(outputs)
-    kept: list[onnx.NodeProto] = []
-    for node in reversed(nodes):
-        if any(o in needed for o in node.output):
-            kept.append(node)
-            needed.update(i for i in node.input if i)
-    return list(reversed(kept))
+def _tree_node(onx: onnx.ModelProto) -> tuple[str, dict[str, Any]]:
+    """The single tree-ensemble node of a converted booster: op type and attributes."""
+    trees = [n for n in onx.graph.node if n.domain == "ai.onnx.ml" and n.op_type in _TREE_OPS]
+    if len(trees) != 1:
+        raise ValueError(f"expected one tree-ensemble node per booster, got {[n.op_type for n in trees]}")
+    attrs = {a.name: helper.get_attribute_value(a) for a in trees[0].attribute}
+    return trees[0].op_type, attrs
+
+
+class _Ensemble:
+    """All trees of all boosters as ONE TreeEnsembleRegressor whose column k is one booster's raw score.
+
+    Each converted booster's tree node is read back and its trees appended with renumbered tree ids;
+    their leaves target the booster's own output column (a classifier's ``class_*`` arrays become
+    ``target_*`` of its margin column). Splits, thresholds (already float32-snapped by the pipeline),
+    leaf weights and NaN routing (``nodes_missing_value_tracks_true``) are copied unchanged, so every
+    column equals the sum the booster's own node computed; the converter's post_transform (LOGISTIC,
+    SOFTMAX) is applied by standard ops after the ensemble.
+    """
+
+    def __init__(self) -> None:
+        self.attrs: dict[str, list[Any]] = {k: [] for k in ("nodes_treeids", *_NODE_ATTRS)}
+        for k in ("target_ids", "target_nodeids", "target_treeids", "target_weights"):
+            self.attrs[k] = []
+        self.base_values: dict[int, float] = {}
+        self.n_trees = 0
+
+    def add(self, onx: onnx.ModelProto, columns: dict[int, int], post_transform: str) -> None:
+        """Append the trees of a converted booster; ``columns`` maps its class/target id to our column."""
+        op, a = _tree_node(onx)
+        got = a.get("post_transform", b"NONE")
+        got = got.decode() if isinstance(got, bytes) else str(got)
+        if got != post_transform:
+            raise ValueError(f"{op}: post_transform {got}, expected {post_transform}")
+        if a.get("aggregate_function", b"SUM") not in (b"SUM", "SUM"):
+            raise ValueError(f"{op}: aggregate_function {a['aggregate_function']!r} is not SUM")
+        if op == "TreeEnsembleClassifier":
+            if "classlabels_strings" in a or list(a["classlabels_int64s"]) != list(range(len(a["classlabels_int64s"]))):
+                raise ValueError(f"{op}: unexpected class labels")
+            ids, nodeids, treeids, weights = (a[f"class_{k}"] for k in ("ids", "nodeids", "treeids", "weights"))
+        else:
+            if int(a.get("n_targets", 1)) != 1:
+                raise ValueError(f"{op}: {a['n_targets']} targets, expected 1")
+            ids, nodeids, treeids, weights = (a[f"target_{k}"] for k in ("ids", "nodeids", "treeids", "weights"))
+        if set(ids) - set(columns):
+            raise ValueError(f"{op}: leaves target ids {sorted(set(ids) - set(columns))} that have no column")
+        for cls, v in enumerate(a.get("base_values") or []):
+            if v != 0.0:
+                self.base_values[columns[cls]] = float(v)
+        renum = {t: self.n_trees + i for i, t in enumerate(sorted(set(a["nodes_treeids"])))}
+        self.n_trees += len(renum)
+        self.attrs["nodes_treeids"] += [renum[t] for t in a["nodes_treeids"]]
+        for k in _NODE_ATTRS:
+            if len(a[k]) != len(a["nodes_treeids"]):
+                raise ValueError(f"{op}: {k} has {len(a[k])} entries for {len(a['nodes_treeids'])} nodes")
+            self.attrs[k] += list(a[k])
+        self.attrs["target_ids"] += [columns[i] for i in ids]
+        self.attrs["target_nodeids"] += list(nodeids)
+        self.attrs["target_treeids"] += [renum[t] for t in treeids]
+        self.attrs["target_weights"] += list(weights)
+
+    def node(self, tree_input: str, output: str, n_targets: int) -> onnx.NodeProto:
+        kw: dict[str, Any] = dict(self.attrs)
+        if self.base_values:
+            kw["base_values"] = [self.base_values.get(k, 0.0) for k in range(n_targets)]
+        return helper.make_node(
+            "TreeEnsembleRegressor",
+            [tree_input],
+            [output],
+            domain="ai.onnx.ml",
+            name="trees",
+            n_targets=n_targets,
+            post_transform="NONE",
+            aggregate_function="SUM",
+            **kw,
+        )
 
 
 def build_onnx(model: LightGBMAlignmentModel) -> onnx.ModelProto:
+    """One TreeEnsembleRegressor for all boosters, then a few standard ops (see the module docstring).
+
+    Columns of the ensemble's [N, 5 * n_par] (sequential) or [N, 6 * n_par] (multiclass) output, each
+    block n_par wide in parameter order: the direction margins (sequential: P(increase) margins, then
+    P(decrease | not increase) margins; multiclass: class 0, 1, 2 margins), then magnitude, magnitude_lo,
+    magnitude_hi.
+    """
     n_in = len(catalog.MODEL_INPUT_COLUMNS)
     n_par = len(model.parameters)
     assert [p.name for p in model.parameters] == list(catalog.PARAMETER_NAMES)
     mk = helper.make_node
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
+
+    def const(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(value, name))
+        return name
+
     tree_input, n_tree = INPUT_NAME, n_in
     if model.config.engineered:
-        # Engineered differences before the ensembles (pipeline.augment): Sub propagates NaN.
-        diffs: list[str] = []
-        for k, (a, b) in enumerate(ENGINEERED_PAIRS):
-            for side, col in (("a", a), ("b", b)):
-                inits.append(numpy_helper.from_array(np.array([col], dtype=np.int64), f"eng_{k}_{side}_index"))
-                nodes.append(
-                    mk(
-                        "Gather",
-                        [INPUT_NAME, f"eng_{k}_{side}_index"],
-                        [f"eng_{k}_{side}"],
-                        axis=1,
-                        name=f"eng_{k}_{side}",
-                    )
-                )
-            nodes.append(mk("Sub", [f"eng_{k}_a", f"eng_{k}_b"], [f"eng_{k}_diff"], name=f"eng_{k}_sub"))
-            diffs.append(f"eng_{k}_diff")
-        nodes.append(mk("Concat", [INPUT_NAME, *diffs], [AUGMENTED_NAME], axis=1, name="eng_concat"))
+        # Engineered differences before the ensemble (pipeline.augment): a - b for every pair at once,
+        # appended after the inputs. Sub propagates NaN.
+        a_idx = const("eng_a_index", np.array([a for a, _ in ENGINEERED_PAIRS], dtype=np.int64))
+        b_idx = const("eng_b_index", np.array([b for _, b in ENGINEERED_PAIRS], dtype=np.int64))
+        nodes += [
+            mk("Gather", [INPUT_NAME, a_idx], ["eng_a"], axis=1, name="eng_a"),
+            mk("Gather", [INPUT_NAME, b_idx], ["eng_b"], axis=1, name="eng_b"),
+            mk("Sub", ["eng_a", "eng_b"], ["eng_diff"], name="eng_sub"),
+            mk("Concat", [INPUT_NAME, "eng_diff"], [AUGMENTED_NAME], axis=1, name="eng_concat"),
+        ]
         tree_input, n_tree = AUGMENTED_NAME, n_in + len(ENGINEERED_PAIRS)
     sequential = model.parameters[0].classifier_dec is not None
     assert all((pm.classifier_dec is not None) == sequential for pm in model.parameters)
-    probs: list[str] = []
-    probs_dec: list[str] = []
-    regs: dict[str, list[str]] = {"magnitude": [], "magnitude_lo": [], "magnitude_hi": []}
+    n_dir = 2 if sequential else 3  # direction margin blocks
+    ens = _Ensemble()
+    for j, pm in enumerate(model.parameters):
+        if sequential:
+            # onnxmltools' binary LightGBM node: one score (class id 0) per leaf, LOGISTIC, and the
+            # probability of class 1 is sigmoid(score) (checked against LightGBM in tests/training).
+            ens.add(_convert(pm.classifier, n_tree, tree_input), {0: j}, "LOGISTIC")
+            assert pm.classifier_dec is not None
+            ens.add(_convert(pm.classifier_dec, n_tree, tree_input), {0: n_par + j}, "LOGISTIC")
+        else:
+            ens.add(_convert(pm.classifier, n_tree, tree_input), {c: c * n_par + j for c in range(3)}, "SOFTMAX")
+    for r, role in enumerate(("magnitude", "magnitude_lo", "magnitude_hi")):
+        for j, pm in enumerate(model.parameters):
+            ens.add(_convert(getattr(pm, role), n_tree, tree_input), {0: (n_dir + r) * n_par + j}, "NONE")
+    n_targets = (n_dir + 3) * n_par
+    nodes.append(ens.node(tree_input, "trees_raw", n_targets))
+    blocks = [f"trees_direction_{k}" for k in range(n_dir)] + ["trees_magnitude", "trees_lo", "trees_hi"]
+    split = const("glue_split", np.full(n_dir + 3, n_par, dtype=np.int64))
+    nodes.append(mk("Split", ["trees_raw", split], blocks, axis=1, name="glue_split"))
 
-    def add(booster: object, prefix: str) -> list[str]:
-        n, i, outs = _prefixed(_convert(booster, n_tree, tree_input), prefix)
-        nodes.extend(n)
-        inits.extend(i)
-        return outs
-
-    for pm in model.parameters:
-        outs = add(pm.classifier, f"{pm.name}_direction_")
-        probs.append(next(o for o in outs if o.endswith("probabilities")))
-        if pm.classifier_dec is not None:
-            outs = add(pm.classifier_dec, f"{pm.name}_direction_dec_")
-            probs_dec.append(next(o for o in outs if o.endswith("probabilities")))
-        for role in regs:
-            regs[role].append(add(getattr(pm, role), f"{pm.name}_{role}_")[0])
-
-    inv_t = np.array([1.0 / pm.temperature for pm in model.parameters], dtype=np.float32).reshape(1, n_par, 1)
-    inits += [
-        numpy_helper.from_array(np.array([-1, n_par, 3], dtype=np.int64), "glue_shape_n_par_3"),
-        numpy_helper.from_array(np.array(PROB_FLOOR, dtype=np.float32), "glue_prob_floor"),
-        numpy_helper.from_array(inv_t, "glue_inverse_temperature"),
-        numpy_helper.from_array(np.array(0, dtype=np.int64), "glue_class_decrease"),
-        numpy_helper.from_array(np.array(2, dtype=np.int64), "glue_class_increase"),
-        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "glue_zero"),
-        numpy_helper.from_array(
-            np.array([[pm.interval_adjust for pm in model.parameters]], dtype=np.float32), "glue_interval_adjust"
-        ),
-    ]
+    shape_3 = const("glue_shape_3_n_par", np.array([-1, 3, n_par], dtype=np.int64))
     if sequential:
         # p_increase = P_inc; p_decrease = (1 - P_inc) * P(dec | not inc); p_none = the rest
-        # (pipeline.ParameterModel.raw_direction). Binary converters give [N, 2]: column 1 is P(class 1).
-        inits += [
-            numpy_helper.from_array(np.array([-1, n_par, 2], dtype=np.int64), "glue_shape_n_par_2"),
-            numpy_helper.from_array(np.array(1, dtype=np.int64), "glue_positive_class"),
-            numpy_helper.from_array(np.array(1.0, dtype=np.float32), "glue_one"),
-            numpy_helper.from_array(np.array([2], dtype=np.int64), "glue_axis_2"),
-        ]
-        for tag, names in (("inc", probs), ("dec", probs_dec)):
-            nodes += [
-                mk("Concat", names, [f"glue_{tag}_flat"], axis=1, name=f"glue_concat_{tag}"),
-                mk(
-                    "Reshape", [f"glue_{tag}_flat", "glue_shape_n_par_2"], [f"glue_{tag}_2"], name=f"glue_reshape_{tag}"
-                ),
-                mk("Gather", [f"glue_{tag}_2", "glue_positive_class"], [f"glue_{tag}_p"], axis=2, name=f"glue_{tag}_p"),
-            ]
+        # (pipeline.ParameterModel.raw_direction).
+        one = const("glue_one", np.array(1.0, dtype=np.float32))
         nodes += [
-            mk("Sub", ["glue_one", "glue_inc_p"], ["glue_not_inc"], name="glue_not_inc"),
+            mk("Sigmoid", [blocks[0]], ["glue_inc_p"], name="glue_sigmoid_inc"),
+            mk("Sigmoid", [blocks[1]], ["glue_dec_p"], name="glue_sigmoid_dec"),
+            mk("Sub", [one, "glue_inc_p"], ["glue_not_inc"], name="glue_not_inc"),
             mk("Mul", ["glue_not_inc", "glue_dec_p"], ["glue_p_dec"], name="glue_p_dec"),
             mk("Sub", ["glue_not_inc", "glue_p_dec"], ["glue_p_none"], name="glue_p_none"),
-            mk("Unsqueeze", ["glue_p_dec", "glue_axis_2"], ["glue_p_dec_3"], name="glue_unsq_dec"),
-            mk("Unsqueeze", ["glue_p_none", "glue_axis_2"], ["glue_p_none_3"], name="glue_unsq_none"),
-            mk("Unsqueeze", ["glue_inc_p", "glue_axis_2"], ["glue_p_inc_3"], name="glue_unsq_inc"),
-            mk("Concat", ["glue_p_dec_3", "glue_p_none_3", "glue_p_inc_3"], ["glue_probs"], axis=2, name="glue_probs"),
+            mk("Concat", ["glue_p_dec", "glue_p_none", "glue_inc_p"], ["glue_probs_flat"], axis=1, name="glue_probs"),
+            mk("Reshape", ["glue_probs_flat", shape_3], ["glue_probs"], name="glue_reshape_probs"),
         ]
     else:
         nodes += [
-            mk("Concat", probs, ["glue_probs_flat"], axis=1, name="glue_concat_probs"),
-            mk("Reshape", ["glue_probs_flat", "glue_shape_n_par_3"], ["glue_probs"], name="glue_reshape_probs"),
+            mk("Concat", blocks[:3], ["glue_margins_flat"], axis=1, name="glue_margins"),
+            mk("Reshape", ["glue_margins_flat", shape_3], ["glue_margins"], name="glue_reshape_margins"),
+            mk("Softmax", ["glue_margins"], ["glue_probs"], axis=1, name="glue_softmax_classes"),
         ]
+    # glue_probs: [N, 3, n_par], classes decrease / none / increase on axis 1.
+    inv_t = np.array([1.0 / pm.temperature for pm in model.parameters], dtype=np.float32).reshape(1, 1, n_par)
+    floor = const("glue_prob_floor", np.array(PROB_FLOOR, dtype=np.float32))
+    zero = const("glue_zero", np.array(0.0, dtype=np.float32))
+    adjust = const(
+        "glue_interval_adjust", np.array([[pm.interval_adjust for pm in model.parameters]], dtype=np.float32)
+    )
     nodes += [
-        mk("Max", ["glue_probs", "glue_prob_floor"], ["glue_probs_floored"], name="glue_floor"),
+        mk("Max", ["glue_probs", floor], ["glue_probs_floored"], name="glue_floor"),
         mk("Log", ["glue_probs_floored"], ["glue_logp"], name="glue_log"),
-        mk("Mul", ["glue_logp", "glue_inverse_temperature"], ["glue_logits"], name="glue_temperature"),
-        mk("Softmax", ["glue_logits"], ["glue_calibrated"], axis=2, name="glue_softmax"),
-        mk("Gather", ["glue_calibrated", "glue_class_decrease"], ["p_decrease"], axis=2, name="out_p_decrease"),
-        mk("Gather", ["glue_calibrated", "glue_class_increase"], ["p_increase"], axis=2, name="out_p_increase"),
-        mk("Concat", regs["magnitude"], ["glue_mag_raw"], axis=1, name="glue_concat_mag"),
-        mk("Max", ["glue_mag_raw", "glue_zero"], ["magnitude"], name="out_magnitude"),
-        mk("Concat", regs["magnitude_lo"], ["glue_lo_raw"], axis=1, name="glue_concat_lo"),
-        mk("Sub", ["glue_lo_raw", "glue_interval_adjust"], ["glue_lo_conformal"], name="glue_lo_conformal"),
+        mk("Mul", ["glue_logp", const("glue_inverse_temperature", inv_t)], ["glue_logits"], name="glue_temperature"),
+        mk("Softmax", ["glue_logits"], ["glue_calibrated"], axis=1, name="glue_softmax"),
+        mk(
+            "Gather",
+            ["glue_calibrated", const("glue_class_decrease", np.array(0, dtype=np.int64))],
+            ["p_decrease"],
+            axis=1,
+            name="out_p_decrease",
+        ),
+        mk(
+            "Gather",
+            ["glue_calibrated", const("glue_class_increase", np.array(2, dtype=np.int64))],
+            ["p_increase"],
+            axis=1,
+            name="out_p_increase",
+        ),
+        mk("Max", ["trees_magnitude", zero], ["magnitude"], name="out_magnitude"),
+        mk("Sub", ["trees_lo", adjust], ["glue_lo_conformal"], name="glue_lo_conformal"),
         mk("Min", ["glue_lo_conformal", "magnitude"], ["glue_lo_capped"], name="glue_lo_le_mag"),
-        mk("Max", ["glue_lo_capped", "glue_zero"], ["magnitude_lo"], name="out_magnitude_lo"),
-        mk("Concat", regs["magnitude_hi"], ["glue_hi_raw"], axis=1, name="glue_concat_hi"),
-        mk("Add", ["glue_hi_raw", "glue_interval_adjust"], ["glue_hi_conformal"], name="glue_hi_conformal"),
+        mk("Max", ["glue_lo_capped", zero], ["magnitude_lo"], name="out_magnitude_lo"),
+        mk("Add", ["trees_hi", adjust], ["glue_hi_conformal"], name="glue_hi_conformal"),
         mk("Max", ["glue_hi_conformal", "magnitude"], ["magnitude_hi"], name="out_magnitude_hi"),
     ]
     out_names = ["p_decrease", "p_increase", "magnitude", "magnitude_lo", "magnitude_hi"]
-    nodes = _prune(nodes, out_names)
-    used = {i for n in nodes for i in n.input}
-    inits = [t for t in inits if t.name in used]
     graph = helper.make_graph(
         nodes,
         "alignment",
