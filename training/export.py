@@ -279,8 +279,10 @@ def write_artifact(
         "decision_rule": (
             "the service's (service/recommender.py, default policy, re-implemented in "
             "training.evaluate.service_decisions): recommend the more probable way iff p_dir >= p_none, "
-            "p_dir >= 0.5 and magnitude >= min_change, plus pooled alternatives for unexplained deviations; "
-            "step = magnitude clamped to max_step"
+            f"p_dir >= {evaluate.MIN_CONFIDENCE:g} and magnitude >= min_change and, below p_dir "
+            f"{evaluate.UNSUPPORTED_MIN:g}, a gait deviation it explains is present; plus pooled alternatives "
+            f"for unexplained deviations (each p_dir >= {evaluate.ALTERNATIVE_FLOOR:g}, pool >= "
+            f"{evaluate.POOL_MIN:g}); step = magnitude clamped to max_step"
         ),
         "direction_model": (
             "two binary boosters per parameter: P(increase) and P(decrease | not increase); "
