@@ -18,7 +18,7 @@ python scripts/gen_protos.py --check
 echo "== ruff"
 python -m ruff check service training tests bench scripts
 echo "== mypy (strict)"
-python -m mypy service training
+python -m mypy service training bench
 
 echo "== tests"
 set +e

@@ -221,24 +221,6 @@ def _level(z: float) -> ConfidenceLevel:
     return ConfidenceLevel.LOW
 
 
-@dataclass(slots=True)
-class _Candidate:
-    spec: ParameterSpec
-    sign: int
-    p_dir: float
-    p_none: float
-    p_dec: float
-    p_inc: float
-    mag: float
-    lo: float
-    hi: float
-    supporting: tuple[str, ...]
-    reason: str = ""
-    too_small: bool = False
-    score: float = 0.0
-    alternatives: tuple[str, ...] = ()
-
-
 # Pooling alternatives (see _pool_alternatives): a direction takes part from ALTERNATIVE_FLOOR, and
 # the pool must reach POOL_MIN. Measured on held-out simulated patients (all sensors), pooling at
 # 0.25/0.5 cost 1.6 points of specificity for 2 points of detection and pooled picks were right only
@@ -251,189 +233,500 @@ POOL_MIN = 0.8
 # min_confidence 0.55 specificity 0.922 -> 0.956 for 5 points of detection.
 UNSUPPORTED_MIN = 0.8
 
+# -- batch tables -------------------------------------------------------------------------------
+# The rules above are applied to a whole batch at once on [n, parameters] arrays where they are
+# elementwise (z-scores, deviations, direction, "no change is likelier", supporting deviations,
+# patterns); only rows where something other than "no change" happens (a recommendation, a reason
+# with a number in it, a pool of alternatives, a finding) run per-parameter Python. Every number
+# goes through the same IEEE operations as the scalar rules, so answers are bit for bit the same.
+_LEVELS = (AmputationLevel.TRANSTIBIAL, AmputationLevel.TRANSFEMORAL)
+_MEAN_BY_LEVEL = np.stack([_NORM_MEAN[lvl] for lvl in _LEVELS])
+_SD_BY_LEVEL = np.stack([_NORM_SD[lvl] for lvl in _LEVELS])
+# present @ _PRESENCE_SUMS: [bit code of the present features (exact: 29 bits < 2**53), how many are
+# present, how many socket kinetic ones are present].
+_PRESENCE_SUMS = np.stack(
+    [
+        np.array([float(1 << i) for i in range(N_FEATURES)]),
+        np.ones(N_FEATURES),
+        np.isin(np.arange(N_FEATURES), _SOCKET_IDX).astype(np.float64),
+    ],
+    axis=1,
+)
+_NO_CHANGE = "no change is the most likely outcome"
+
+
+@dataclass(frozen=True, slots=True)
+class _LevelTables:
+    """For one amputation level and model parameter order.
+
+    Supporting deviations: every (parameter, correction sign, effect row) whose undoing predicts a
+    sign of deviation, as columns in effect-table order. Column k belongs to segment col = j (sign -1)
+    or P + j (sign +1); `weight[k, col]` is 2**(position of k in its segment), so
+    signed_deviation[:, feature_index] == expected, times weight, gives per (row, col) a bit code of
+    its supporting deviations. Patterns: the non-alignment patterns that apply at this level.
+    """
+
+    feature_index: np.ndarray  # [K]
+    expected: np.ndarray  # [K] expected sign of z (+-1.0)
+    weight: np.ndarray  # [K, 2P] float, exact small integers
+    segment_features: tuple[tuple[int, ...], ...]  # [2P] catalog indices of each segment, in order
+    pattern_ids: np.ndarray  # [Q] indices into _FINDINGS
+    pattern_feature: np.ndarray  # [Q]
+    pattern_sign: np.ndarray  # [Q]
+
+
+def _level_tables(level: AmputationLevel, params: tuple[Parameter, ...]) -> _LevelTables:
+    n_params = len(params)
+    segs: list[tuple[int, ...]] = [()] * (2 * n_params)
+    fi: list[int] = []
+    ex: list[float] = []
+    where: list[tuple[int, int]] = []  # (col, bit)
+    for half, sign in ((0, -1), (1, +1)):
+        for j, param in enumerate(params):
+            feats: list[int] = []
+            misalignment_sign = -sign  # the correction undoes the misalignment
+            for e in _EFFECTS.get((level, param), ()):
+                expected = float(np.sign(e.effect.shift(float(misalignment_sign))))
+                if expected == 0:
+                    continue
+                where.append((half * n_params + j, len(feats)))
+                feats.append(e.feature_index)
+                fi.append(e.feature_index)
+                ex.append(expected)
+            segs[half * n_params + j] = tuple(feats)
+    # Bit codes are summed as float64: exact while a segment has at most 53 rows.
+    assert all(len(f) <= 53 for f in segs)
+    weight = np.zeros((len(fi), 2 * n_params))
+    for k, (col, bit) in enumerate(where):
+        weight[k, col] = float(1 << bit)
+    pats = [k for k, p in enumerate(_FINDINGS) if p[3] is None or p[3] is level]
+    return _LevelTables(
+        np.array(fi, dtype=np.intp),
+        np.array(ex, dtype=np.float64),
+        weight,
+        tuple(segs),
+        np.array(pats, dtype=np.intp),
+        np.array([FEATURE_INDEX[_FINDINGS[k][1][0][0]] for k in pats], dtype=np.intp),
+        np.array([float(_FINDINGS[k][1][0][1]) for k in pats]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelTables:
+    """Per model parameter order and policy: the constants of the batch decisions."""
+
+    specs: tuple[ParameterSpec, ...]
+    units: tuple[str, ...]
+    min_change: np.ndarray  # [P]
+    min_change_l: tuple[float, ...]
+    max_step: tuple[float, ...]
+    levels: tuple[_LevelTables, ...]  # per _LEVELS
+    small_suffix: tuple[str, ...]  # per parameter, the too-small reason after the magnitude
+    # [3P, 3]: per-row sums of three stacked [n, P] masks: count of the first, count of the second,
+    # bit code of the third.
+    mask_sums: np.ndarray
+    no_change_reasons: tuple[str, ...]
+    all_false: tuple[bool, ...]
+    # Caches of pure functions of this parameter order (and policy): (level, column, bits) -> supporting
+    # feature names; (model feature columns, level, present bits, contender bits) -> suggestions.
+    support_names: dict[tuple[int, int, int], tuple[str, ...]]
+    suggestions: dict[tuple[object, ...], tuple[MeasurementSuggestion, ...]]
+
+
+def _mask_sums(n_params: int) -> np.ndarray:
+    out = np.zeros((3 * n_params, 3))
+    out[:n_params, 0] = 1.0
+    out[n_params : 2 * n_params, 1] = 1.0
+    out[2 * n_params :, 2] = [float(1 << j) for j in range(n_params)]
+    return out
+
+
+def _model_tables(pol: Policy, params: tuple[Parameter, ...]) -> _ModelTables:
+    specs = tuple(PARAMETERS_BY_NAME[p.value] for p in params)
+    return _ModelTables(
+        specs=specs,
+        units=tuple(s.unit for s in specs),
+        min_change=np.array([pol.min_change[p] for p in params], dtype=np.float64),
+        min_change_l=tuple(pol.min_change[p] for p in params),
+        max_step=tuple(pol.max_step[p] for p in params),
+        levels=tuple(_level_tables(lvl, params) for lvl in _LEVELS),
+        small_suffix=tuple(
+            f" {s.unit} is below the smallest meaningful change ({pol.min_change[p]:g} {s.unit})" for p, s in zip(params, specs, strict=True)
+        ),
+        mask_sums=_mask_sums(len(params)),
+        no_change_reasons=(_NO_CHANGE,) * len(params),
+        all_false=(False,) * len(params),
+        support_names={},
+        suggestions={},
+    )
+
+
+# Per feature and level: the deviation description text before and after the numbers. The catalog
+# description carries the sign legend after ", +"; the value's sign says it here.
+_DEV_TEXT = {
+    (i, lvl): (
+        f"{f.description.split(', +')[0]} ",
+        f" {f.unit} (norm {f.normative[lvl].mean:g} ± {f.normative[lvl].sd:g}, z = ",
+    )
+    for i, f in enumerate(FEATURES)
+    for lvl in AmputationLevel
+}
+# Every non-alignment pattern has one feature (the vectorised match relies on it).
+assert all(len(p[1]) == 1 for p in _FINDINGS)
+_PAT_FEATURE = tuple(FEATURE_INDEX[p[1][0][0]] for p in _FINDINGS)
+_PAT_NAMES = tuple((p[1][0][0],) for p in _FINDINGS)
+
+_CACHE_MAX = 65536
+
 
 class Recommender:
-    """Stateless apart from its policy: safe to share across threads."""
+    """Stateless apart from its policy and caches of pure functions of it: safe to share across threads."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self._tables: dict[tuple[Parameter, ...], _ModelTables] = {}
+        self._last: tuple[tuple[Parameter, ...], _ModelTables] | None = None
+        # (model feature columns, present-feature bits) -> missing features.
+        self._missing_cache: dict[tuple[object, ...], tuple[str, ...]] = {}
+
+    def _model_tables(self, params: tuple[Parameter, ...]) -> _ModelTables:
+        t = self._tables.get(params)
+        if t is None:
+            t = self._tables[params] = _model_tables(self.policy, params)
+        # One attribute holding the pair, so a concurrent reader never sees params of one model with
+        # tables of another.
+        self._last = (params, t)
+        return t
 
     def recommend(self, model: OnnxModel, assessments: Sequence[GaitAssessment], *, explain: bool | None = None) -> list[Recommendation]:
         if not assessments:
             return []
+        pol = self.policy
         x = model_input(assessments)
         pred = model.predict(x)
         do_explain = self.policy.explain if explain is None else explain
         ref = ModelRef(model.name, model.version, model.sha256)
-        # Python floats once per batch (float32 -> float is exact either way): indexing numpy arrays
-        # element by element cost more than the ranking itself.
-        rows = tuple(zip(pred.p_decrease.tolist(), pred.p_increase.tolist(), pred.magnitude.tolist(),
-                         pred.magnitude_lo.tolist(), pred.magnitude_hi.tolist(), strict=True))
-        return [self._one(model, ref, a, x[r], pred, r, do_explain, rows[r]) for r, a in enumerate(assessments)]
+        params = model.parameters
+        last = self._last
+        tab = last[1] if last is not None and last[0] is params else self._model_tables(params)
+        n_params = len(params)
+        tf = AmputationLevel.TRANSFEMORAL
+        level_l = [1 if a.patient.amputation_level is tf else 0 for a in assessments]
+        n_tf = sum(level_l)
+        uniform = n_tf == 0 or n_tf == len(level_l)
 
-    def _pool_alternatives(self, cands: list[_Candidate]) -> None:
-        """Recommend one of several alternative fixes for the same deviation when together they are likely.
+        # -- features: z-scores, signed deviations (sign of z where |z| >= deviation_z, else 0) --
+        values = x[:, :N_FEATURES]
+        present = ~np.isnan(values)
+        if uniform:
+            z = (values - _MEAN_BY_LEVEL[level_l[0]]) / _SD_BY_LEVEL[level_l[0]]
+        else:
+            level_idx = np.array(level_l, dtype=np.intp)
+            z = (values - _MEAN_BY_LEVEL[level_idx]) / _SD_BY_LEVEL[level_idx]
+        dev_mask = present & (np.abs(z) >= pol.deviation_z)
+        signed_dev = np.where(dev_mask, np.sign(z), 0.0)
+        presence = (present @ _PRESENCE_SUMS).tolist()
 
-        Textbooks give two or three alignment fixes per deviation (excessive knee flexion at loading:
-        socket flexed, foot dorsiflexed, or foot posterior; clinical-evidence.md 0.10 and 7.6). The
-        model then splits its probability between them, each below "no change", although together
-        they say a change is needed. For a deviation no recommended change explains, the directions
-        (each at least ALTERNATIVE_FLOOR likely, large enough) that would explain it pool their
-        probabilities; if the pool reaches min_confidence the most probable one is recommended with
-        its own, honest, probability and the others are named as alternatives.
-        """
-        explained = {f for c in cands if c.reason == "" for f in c.supporting}
-        pooled: dict[str, list[_Candidate]] = {}
-        for c in cands:
-            if c.reason == "" or c.too_small or c.p_dir < ALTERNATIVE_FLOOR:
-                continue
-            for f in c.supporting:
-                if f not in explained:
-                    pooled.setdefault(f, []).append(c)
-        done: set[int] = set()
-        for _feature, group in sorted(pooled.items(), key=lambda kv: -sum(c.p_dir for c in kv[1])):
-            group = [c for c in group if id(c) not in done and c.reason != ""]
-            if len(group) < 2 or sum(c.p_dir for c in group) < POOL_MIN:
-                continue
-            best = max(group, key=lambda c: c.p_dir)
-            best.reason = ""
-            best.alternatives = tuple(
-                f"{c.spec.plus_direction if c.sign > 0 else c.spec.minus_direction} ({c.p_dir:.0%})" for c in group if c is not best
+        # -- per parameter --
+        n = len(level_l)
+        if n == 1:
+            # One assessment: the per-parameter rules on 7 Python floats cost less than numpy calls.
+            p_dec_l = pred.p_decrease.tolist()
+            p_inc_l = pred.p_increase.tolist()
+            mag_l = [[max(m, 0.0) for m in pred.magnitude[0].tolist()]]
+            p_none_l = [[max(0.0, 1.0 - d - i) for d, i in zip(p_dec_l[0], p_inc_l[0], strict=True)]]
+            plus_l = [[i >= d for d, i in zip(p_dec_l[0], p_inc_l[0], strict=True)]]
+            p_dir_l = [[i if s else d for d, i, s in zip(p_dec_l[0], p_inc_l[0], plus_l[0], strict=True)]]
+            contender_l = [
+                float(sum(1 << j for j, (d, i) in enumerate(zip(p_dec_l[0], p_inc_l[0], strict=True)) if 0.15 <= max(d, i) < 0.8))
+            ]
+            lt = tab.levels[level_l[0]]
+            codes_row = ((signed_dev[:, lt.feature_index] == lt.expected) @ lt.weight)[0].tolist()
+            pat_ids = lt.pattern_ids
+            pat_hit = signed_dev[:, lt.pattern_feature] == lt.pattern_sign
+            sup_code_l = [[codes_row[j + n_params] if s else codes_row[j] for j, s in enumerate(plus_l[0])]]
+            plain_l = [False]  # the general rules below give the same answer for a plain row
+            no_change_prob_l: list[list[float]] = []
+        else:
+            # The elementwise parts of the rules on [n, P] arrays (Python max/min semantics).
+            stacked = np.concatenate((pred.p_decrease, pred.p_increase, pred.magnitude)).astype(np.float64)  # float32 -> float64 is exact
+            p_dec, p_inc, raw_mag = stacked[:n], stacked[n : 2 * n], stacked[2 * n :]
+            p_none = 1.0 - p_dec - p_inc
+            p_none = np.where(p_none > 0.0, p_none, 0.0)  # max(0.0, v)
+            plus = p_inc >= p_dec
+            p_dir = np.where(plus, p_inc, p_dec)
+            mag = np.where(0.0 > raw_mag, 0.0, raw_mag)  # max(m, 0.0)
+            one_minus = 1.0 - p_dir
+            no_change_prob = np.where(one_minus > p_none, one_minus, p_none)  # max(p_none, 1 - p_dir)
+            mx = np.where(p_inc > p_dec, p_inc, p_dec)  # max(p_decrease, p_increase)
+
+            # Supporting deviations (bit codes for the chosen sign) and non-alignment patterns.
+            if uniform:
+                lt = tab.levels[level_l[0]]
+                codes = (signed_dev[:, lt.feature_index] == lt.expected) @ lt.weight
+                pat_hit = signed_dev[:, lt.pattern_feature] == lt.pattern_sign
+                pat_ids = lt.pattern_ids
+            else:
+                codes = np.empty((n, 2 * n_params))
+                pat_hit = np.zeros((n, len(_FINDINGS)), dtype=bool)
+                for li, lt in enumerate(tab.levels):
+                    rows = np.flatnonzero(level_idx == li)
+                    sd = signed_dev[rows]
+                    codes[rows] = (sd[:, lt.feature_index] == lt.expected) @ lt.weight
+                    pat_hit[rows[:, None], lt.pattern_ids] = sd[:, lt.pattern_feature] == lt.pattern_sign
+                pat_ids = np.arange(len(_FINDINGS))
+            sup_code = np.where(plus, codes[:, n_params:], codes[:, :n_params])
+
+            # A row is "plain" when no change is the likelier outcome for every parameter (none too
+            # small to matter) and fewer than two directions could pool: every reason is the same
+            # text. Contenders (for suggestions): 0.15 <= max direction probability < 0.8.
+            masks = np.concatenate(
+                ((p_dir < p_none) & ~(mag < tab.min_change), (p_dir >= ALTERNATIVE_FLOOR) & (sup_code != 0), (mx >= 0.15) & (mx < 0.8)),
+                axis=1,
             )
-            done.update(id(c) for c in group)
+            row_sums = masks @ tab.mask_sums
+            plain_l = ((row_sums[:, 0] == n_params) & (row_sums[:, 1] < 2)).tolist()
+            contender_l = row_sums[:, 2].tolist()
+            # Python lists once per batch: element access on numpy arrays costs more than the rules.
+            p_dec_l, p_inc_l, p_none_l, mag_l = p_dec.tolist(), p_inc.tolist(), p_none.tolist(), mag.tolist()
+            p_dir_l, plus_l, sup_code_l = p_dir.tolist(), plus.tolist(), sup_code.tolist()
+            no_change_prob_l = no_change_prob.tolist()
+        pattern_rows = pat_hit.any(axis=1).tolist()
 
-    # -- one assessment -------------------------------------------------------------------------
-    def _one(
+        dev_rows, dev_cols = np.nonzero(dev_mask)
+        if len(dev_rows):
+            dev_vals, dev_z = values[dev_rows, dev_cols].tolist(), z[dev_rows, dev_cols].tolist()
+            dev_start = [0, len(dev_rows)] if n == 1 else np.searchsorted(dev_rows, np.arange(n + 1)).tolist()
+            dev_cols_l = dev_cols.tolist()
+        else:
+            dev_start = [0] * (n + 1)
+
+        feature_columns = model.feature_columns
+        out: list[Recommendation] = []
+        for r, a in enumerate(assessments):
+            li = level_l[r]
+            level = _LEVELS[li]
+            ds, de = dev_start[r], dev_start[r + 1]
+            deviations = tuple(_deviation(dev_cols_l[k], dev_vals[k], dev_z[k], level) for k in range(ds, de)) if de > ds else ()
+            adjustments: tuple[Adjustment, ...] = ()
+            findings: tuple[NonAlignmentFinding, ...] = ()
+            explained: set[int] = set()
+            present_code, n_present, n_socket = presence[r]
+            contenders = contender_l[r]
+            if plain_l[r]:
+                estimates = tuple(
+                    map(ParameterEstimate, params, p_dec_l[r], p_none_l[r], p_inc_l[r], mag_l[r], tab.units, tab.all_false, tab.no_change_reasons)
+                )
+                overall = min(no_change_prob_l[r])
+            else:
+                p_dir_row: list[float] = p_dir_l[r]
+                sign_row = [1 if s else -1 for s in plus_l[r]]
+                p_none_row, mag_row = p_none_l[r], mag_l[r]
+                supporting = [
+                    self._supporting_names(li, j if sign_row[j] < 0 else n_params + j, int(c), tab) if c else ()
+                    for j, c in enumerate(sup_code_l[r])
+                ]
+                reasons: list[str] = []
+                too_small: list[bool] = []
+                for j in range(n_params):
+                    p = p_dir_row[j]
+                    if p < p_none_row[j]:
+                        reason = _NO_CHANGE
+                    elif p < pol.min_confidence:
+                        reason = f"direction probability {p:.2f} is below the confidence needed ({pol.min_confidence:.2f})"
+                    elif p < UNSUPPORTED_MIN and not supporting[j]:
+                        reason = (
+                            f"direction probability {p:.2f} without a gait deviation it would explain "
+                            f"(needs {UNSUPPORTED_MIN:.2f} without one)"
+                        )
+                    else:
+                        reason = ""
+                    small = mag_row[j] < tab.min_change_l[j]
+                    if small:
+                        reason = f"estimated change {mag_row[j]:.1f}{tab.small_suffix[j]}"
+                    reasons.append(reason)
+                    too_small.append(small)
+                rec = [s == "" for s in reasons]
+                alternatives = _pool_alternatives(rec, too_small, p_dir_row, supporting, sign_row, tab.specs)
+                for j in alternatives:
+                    reasons[j] = ""
+                estimates = tuple(map(ParameterEstimate, params, p_dec_l[r], p_none_row, p_inc_l[r], mag_row, tab.units, rec, reasons))
+                overall = min(p if ok else max(p_none_row[j], 1.0 - p) for j, (p, ok) in enumerate(zip(p_dir_row, rec, strict=True)))
+                if any(rec):
+                    adjustments = self._adjustments(
+                        model, x, r, pred, present[r], z[r], level, do_explain, tab, rec, p_dir_row, sign_row, mag_row, supporting,
+                        alternatives, explained,
+                    )
+            if pattern_rows[r]:
+                findings = _findings(pat_ids[pat_hit[r]].tolist(), frozenset(adj.parameter for adj in adjustments), explained)
+            overall = float(overall)
+            warnings = a.warnings
+            n_p = int(n_present)
+            if n_p < MIN_INFORMATIVE_FEATURES:
+                warnings = (*warnings, f"only {n_p} feature(s) sent: too little information for a confident answer")
+                overall = min(overall, 0.5)
+            if not n_socket:
+                # Spatiotemporal and kinematic features are compensated by the user (Jonkergouw 2016):
+                # without socket kinetics the answer is at best of medium confidence.
+                overall = min(overall, 0.79)
+            conf_level = _level(overall)
+            suggestions: tuple[MeasurementSuggestion, ...] = ()
+            if conf_level is not ConfidenceLevel.HIGH:
+                key = (feature_columns, li, present_code, contenders)
+                cached = tab.suggestions.get(key)
+                if cached is None:
+                    cont = int(contenders)
+                    sugg_params = [p for j, p in enumerate(params) if cont >> j & 1] or list(params)
+                    cached = _suggest(model, level, present[r], sugg_params, n_socket > 0)
+                    if len(tab.suggestions) >= _CACHE_MAX:
+                        tab.suggestions.clear()
+                    tab.suggestions[key] = cached
+                suggestions = cached
+            mkey = (feature_columns, present_code)
+            missing = self._missing_cache.get(mkey)
+            if missing is None:
+                missing = tuple(FEATURE_NAMES[i] for i in np.flatnonzero(~present[r]) if FEATURE_NAMES[i] in feature_columns)
+                if len(self._missing_cache) >= _CACHE_MAX:
+                    self._missing_cache.clear()
+                self._missing_cache[mkey] = missing
+            out.append(
+                Recommendation(
+                    assessment_id=a.assessment_id,
+                    model=ref,
+                    adjustments=adjustments,
+                    no_change_needed=not adjustments,
+                    deviations=deviations,
+                    non_alignment_findings=findings,
+                    missing_features=missing,
+                    imputed_features=tuple(FEATURE_NAMES[i] for i in a.derived) if a.derived else (),
+                    overall_confidence=round(overall, 4),
+                    confidence_level=conf_level,
+                    suggested_measurements=suggestions,
+                    warnings=warnings,
+                    parameter_estimates=estimates,
+                )
+            )
+        return out
+
+    def _supporting_names(self, li: int, col: int, code: int, tab: _ModelTables) -> tuple[str, ...]:
+        """Deviations that the misalignment this correction undoes would produce (decoded bit code)."""
+        key = (li, col, code)
+        names = tab.support_names.get(key)
+        if names is None:
+            feats = tab.levels[li].segment_features[col]
+            names = tuple(FEATURE_NAMES[f] for k, f in enumerate(feats) if code >> k & 1)
+            if len(tab.support_names) >= _CACHE_MAX:
+                tab.support_names.clear()
+            tab.support_names[key] = names
+        return names
+
+    def _adjustments(
         self,
         model: OnnxModel,
-        ref: ModelRef,
-        a: GaitAssessment,
-        x_row: FloatArray,
-        pred: Prediction,
+        x: FloatArray,
         r: int,
+        pred: Prediction,
+        present: np.ndarray,
+        z: FloatArray,
+        level: AmputationLevel,
         explain: bool,
-        row: tuple[list[float], list[float], list[float], list[float], list[float]],
-    ) -> Recommendation:
-        pol = self.policy
-        p_decs, p_incs, mags, los, his = row
-        level = a.patient.amputation_level
-        values = a.values
-        present = ~np.isnan(values)
-        z = (values - _NORM_MEAN[level]) / _NORM_SD[level]
-        dev_mask = present & (np.abs(z) >= pol.deviation_z)
-        deviations = tuple(_deviation(int(i), float(values[i]), float(z[i]), level) for i in np.flatnonzero(dev_mask))
-        n_present = int(present.sum())
-        has_socket = bool(present[_SOCKET_IDX].any())
-
-        cands: list[_Candidate] = []
-        estimates: list[ParameterEstimate] = []
-        for j, param in enumerate(model.parameters):
-            spec = PARAMETERS_BY_NAME[param.value]
-            p_dec = p_decs[j]
-            p_inc = p_incs[j]
-            p_none = max(0.0, 1.0 - p_dec - p_inc)
-            sign = 1 if p_inc >= p_dec else -1
-            p_dir = p_inc if sign > 0 else p_dec
-            mag = max(mags[j], 0.0)
+        tab: _ModelTables,
+        rec: list[bool],
+        p_dir: list[float],
+        sign: list[int],
+        mags: list[float],
+        supporting: list[tuple[str, ...]],
+        alternatives: dict[int, tuple[str, ...]],
+        explained: set[int],
+    ) -> tuple[Adjustment, ...]:
+        """The recommended changes of row r, ranked; adds the deviations they explain to `explained`."""
+        chosen = [j for j in range(len(rec)) if rec[j]]
+        # Rank by probability times size in units of the safe step: a sure, large change first.
+        # Coronal alignment is finalised last; everything else ranks by score first.
+        score = {j: p_dir[j] * min(mags[j] / tab.max_step[j], 1.5) for j in chosen}
+        chosen.sort(key=lambda j: (_PLANE_ORDER[tab.specs[j].plane], -score[j]))
+        # One occlusion batch per assessment, shared by all its adjustments.
+        occlusion = _occlude(model, x[r], present) if explain else None
+        raw_mags = pred.magnitude[r].tolist()
+        los, his = pred.magnitude_lo[r].tolist(), pred.magnitude_hi[r].tolist()
+        adjustments: list[Adjustment] = []
+        for rank, j in enumerate(chosen, start=1):
+            spec, sg, p = tab.specs[j], sign[j], p_dir[j]
             lo = max(los[j], 0.0)
             hi = max(his[j], lo)
-            c = _Candidate(spec, sign, p_dir, p_none, p_dec, p_inc, mag, lo, hi, _supporting(level, param, sign, z, dev_mask))
-            if p_dir < p_none:
-                c.reason = "no change is the most likely outcome"
-            elif p_dir < pol.min_confidence:
-                c.reason = f"direction probability {p_dir:.2f} is below the confidence needed ({pol.min_confidence:.2f})"
-            elif p_dir < UNSUPPORTED_MIN and not c.supporting:
-                c.reason = (
-                    f"direction probability {p_dir:.2f} without a gait deviation it would explain "
-                    f"(needs {UNSUPPORTED_MIN:.2f} without one)"
-                )
-            if mag < pol.min_change[param]:
-                c.reason = (
-                    f"estimated change {mag:.1f} {spec.unit} is below the smallest meaningful change "
-                    f"({pol.min_change[param]:g} {spec.unit})"
-                )
-                c.too_small = True
-            cands.append(c)
-        self._pool_alternatives(cands)
-
-        chosen = [c for c in cands if c.reason == ""]
-        for c in chosen:
-            max_step = pol.max_step[c.spec.parameter]
-            # Rank by probability times size in units of the safe step: a sure, large change first.
-            c.score = c.p_dir * min(c.mag / max_step, 1.5)
-        chosen.sort(key=lambda c: (_PLANE_ORDER[c.spec.plane], -c.score))
-        for c in cands:
-            estimates.append(
-                ParameterEstimate(c.spec.parameter, c.p_dec, c.p_none, c.p_inc, c.mag, c.spec.unit, c.reason == "", c.reason)
-            )
-        chosen_probs = [c.p_dir if c.reason == "" else max(c.p_none, 1.0 - c.p_dir) for c in cands]
-        adjustments: list[Adjustment] = []
-        explained: set[int] = set()
-        # One occlusion batch per assessment, shared by all its adjustments.
-        occlusion = _occlude(model, x_row, present) if explain and chosen else None
-        for rank, c in enumerate(chosen, start=1):
-            spec, sign, p_dir, lo, hi = c.spec, c.sign, c.p_dir, c.lo, c.hi
             param = spec.parameter
-            max_step = pol.max_step[param]
-            step = min(c.mag, max_step)
-            clamped = c.mag > max_step
-            supporting = c.supporting
-            explained.update(FEATURE_INDEX[s] for s in supporting)
-            drivers = (
-                _drivers(occlusion, model, r, param, sign, pred) if occlusion is not None else _effect_drivers(level, param, z, present)
-            )
-            interval = sorted((sign * lo, sign * hi))
-            direction = spec.plus_direction if sign > 0 else spec.minus_direction
-            rationale = _rationale(spec, sign, step, p_dir, supporting, clamped, c.alternatives)
+            max_step = tab.max_step[j]
+            step = min(mags[j], max_step)
+            clamped = mags[j] > max_step
+            sup = supporting[j]
+            explained.update(FEATURE_INDEX[s] for s in sup)
+            drivers = _drivers(occlusion, model, r, param, sg, pred) if occlusion is not None else _effect_drivers(level, param, z, present)
+            interval = sorted((sg * lo, sg * hi))
+            direction = spec.plus_direction if sg > 0 else spec.minus_direction
+            rationale = _rationale(spec, sg, step, p, sup, clamped, alternatives.get(j, ()))
             adjustments.append(
                 Adjustment(
                     rank=rank,
                     parameter=param,
-                    change=round(sign * step, 2),
+                    change=round(sg * step, 2),
                     unit=spec.unit,
                     direction=direction,
-                    confidence=round(p_dir, 4),
+                    confidence=round(p, 4),
                     interval_lower=round(interval[0], 2),
                     interval_upper=round(interval[1], 2),
-                    suggested_change=round(sign * mags[model.parameters.index(param)], 2),
+                    suggested_change=round(sg * raw_mags[j], 2),
                     clamped_to_safe_step=clamped,
-                    supporting_deviations=supporting,
+                    supporting_deviations=sup,
                     driving_features=drivers,
                     rationale=rationale,
                     plane=spec.plane,
                 )
             )
+        return tuple(adjustments)
 
-        recommended_params = frozenset(adj.parameter for adj in adjustments)
-        findings = _findings(level, z, dev_mask, recommended_params, explained)
-        overall = float(min(chosen_probs)) if chosen_probs else 0.0
-        warnings = list(a.warnings)
-        if n_present < MIN_INFORMATIVE_FEATURES:
-            warnings.append(
-                f"only {n_present} feature(s) sent: too little information for a confident answer"
-            )
-            overall = min(overall, 0.5)
-        if not has_socket:
-            # Spatiotemporal and kinematic features are compensated by the user (Jonkergouw 2016):
-            # without socket kinetics the answer is at best of medium confidence.
-            overall = min(overall, 0.79)
-        conf_level = _level(overall)
-        suggestions = _suggest(model, level, present, estimates, has_socket, conf_level)
-        return Recommendation(
-            assessment_id=a.assessment_id,
-            model=ref,
-            adjustments=tuple(adjustments),
-            no_change_needed=not adjustments,
-            deviations=deviations,
-            non_alignment_findings=findings,
-            missing_features=tuple(FEATURE_NAMES[i] for i in np.flatnonzero(~present) if FEATURE_NAMES[i] in model.feature_columns),
-            imputed_features=tuple(FEATURE_NAMES[i] for i in a.derived),
-            overall_confidence=round(overall, 4),
-            confidence_level=conf_level,
-            suggested_measurements=suggestions,
-            warnings=tuple(warnings),
-            parameter_estimates=tuple(estimates),
+
+def _pool_alternatives(
+    rec: list[bool],
+    too_small: list[bool],
+    p_dir: list[float],
+    supporting: list[tuple[str, ...]],
+    sign: list[int],
+    specs: tuple[ParameterSpec, ...],
+) -> dict[int, tuple[str, ...]]:
+    """Recommend one of several alternative fixes for the same deviation when together they are likely.
+
+    Textbooks give two or three alignment fixes per deviation (excessive knee flexion at loading:
+    socket flexed, foot dorsiflexed, or foot posterior; clinical-evidence.md 0.10 and 7.6). The
+    model then splits its probability between them, each below "no change", although together
+    they say a change is needed. For a deviation no recommended change explains, the directions
+    (each at least ALTERNATIVE_FLOOR likely, large enough) that would explain it pool their
+    probabilities; if the pool reaches min_confidence the most probable one is recommended with
+    its own, honest, probability and the others are named as alternatives.
+
+    Candidates are parameter positions j; `rec` is updated in place; returns j -> alternatives.
+    """
+    js = range(len(rec))
+    explained = {f for j in js if rec[j] for f in supporting[j]}
+    pooled: dict[str, list[int]] = {}
+    for j in js:
+        if rec[j] or too_small[j] or p_dir[j] < ALTERNATIVE_FLOOR:
+            continue
+        for f in supporting[j]:
+            if f not in explained:
+                pooled.setdefault(f, []).append(j)
+    done: set[int] = set()
+    alternatives: dict[int, tuple[str, ...]] = {}
+    for _feature, group in sorted(pooled.items(), key=lambda kv: -sum(p_dir[j] for j in kv[1])):
+        group = [j for j in group if j not in done and not rec[j]]
+        if len(group) < 2 or sum(p_dir[j] for j in group) < POOL_MIN:
+            continue
+        best = max(group, key=lambda j: p_dir[j])
+        rec[best] = True
+        alternatives[best] = tuple(
+            f"{specs[j].plus_direction if sign[j] > 0 else specs[j].minus_direction} ({p_dir[j]:.0%})" for j in group if j != best
         )
+        done.update(group)
+    return alternatives
 
 
 def _occlude(model: OnnxModel, x_row: FloatArray, present: np.ndarray) -> tuple[list[int], Prediction | None]:
@@ -464,6 +757,8 @@ def _deviation(i: int, value: float, z: float, level: AmputationLevel) -> Deviat
     f = FEATURES[i]
     n = f.normative[level]
     word = "high" if z > 0 else "low"
+    # The catalog description carries the sign legend after ", +"; the value's sign says it here.
+    head, tail = _DEV_TEXT[i, level]
     return Deviation(
         feature=f.name,
         value=value,
@@ -471,22 +766,8 @@ def _deviation(i: int, value: float, z: float, level: AmputationLevel) -> Deviat
         normative_mean=n.mean,
         normative_sd=n.sd,
         z_score=round(z, 2),
-        # The catalog description carries the sign legend after ", +"; the value's sign says it here.
-        description=f"{f.description.split(', +')[0]} {word}: {value:.3g} {f.unit} (norm {n.mean:g} ± {n.sd:g}, z = {z:+.1f})",
+        description=f"{head}{word}: {value:.3g}{tail}{z:+.1f})",
     )
-
-
-def _supporting(level: AmputationLevel, param: Parameter, sign: int, z: FloatArray, dev_mask: np.ndarray) -> tuple[str, ...]:
-    """Deviations that the misalignment this correction undoes would produce."""
-    out: list[str] = []
-    misalignment_sign = -sign  # the correction undoes the misalignment
-    for e in _EFFECTS.get((level, param), ()):
-        if not dev_mask[e.feature_index]:
-            continue
-        expected = np.sign(e.effect.shift(float(misalignment_sign)))
-        if expected != 0 and np.sign(z[e.feature_index]) == expected:
-            out.append(FEATURE_NAMES[e.feature_index])
-    return tuple(out)
 
 
 def _effect_drivers(level: AmputationLevel, param: Parameter, z: FloatArray, present: np.ndarray) -> tuple[str, ...]:
@@ -509,21 +790,14 @@ def _rationale(
     return text
 
 
-def _findings(
-    level: AmputationLevel,
-    z: FloatArray,
-    dev_mask: np.ndarray,
-    recommended: frozenset[Parameter],
-    explained: set[int],
-) -> tuple[NonAlignmentFinding, ...]:
+def _findings(matched: list[int], recommended: frozenset[Parameter], explained: set[int]) -> tuple[NonAlignmentFinding, ...]:
+    """The non-alignment patterns present (indices into _FINDINGS, in order) that no recommended
+    change accounts for."""
     out: list[NonAlignmentFinding] = []
-    for code, pattern, alignment_params, only_level, message in _FINDINGS:
-        if only_level is not None and only_level is not level:
-            continue
-        idx = [FEATURE_INDEX[f] for f, _ in pattern]
-        if all(dev_mask[i] and np.sign(z[i]) == s for i, (_, s) in zip(idx, pattern, strict=True)):
-            if not (recommended & alignment_params) and not all(i in explained for i in idx):
-                out.append(NonAlignmentFinding(code, message, tuple(FEATURE_NAMES[i] for i in idx)))
+    for k in matched:
+        code, _pattern, alignment_params, _only_level, message = _FINDINGS[k]
+        if not (recommended & alignment_params) and _PAT_FEATURE[k] not in explained:
+            out.append(NonAlignmentFinding(code, message, _PAT_NAMES[k]))
     return tuple(out)
 
 
@@ -531,17 +805,16 @@ def _suggest(
     model: OnnxModel,
     level: AmputationLevel,
     present: np.ndarray,
-    estimates: Sequence[ParameterEstimate],
+    params: Sequence[Parameter],
     has_socket: bool,
-    conf: ConfidenceLevel,
 ) -> tuple[MeasurementSuggestion, ...]:
-    """Missing features that bear on the parameters the model is least sure about."""
-    if conf is ConfidenceLevel.HIGH:
-        return ()
-    # Contenders: parameters with a real chance of needing a change that is not yet settled. Measuring
-    # what bears on them is what would change the answer; the rest would only add noise to the list.
-    contenders = [e for e in estimates if 0.15 <= max(e.probability_decrease, e.probability_increase) < 0.8]
-    params = [e.parameter for e in contenders] or [e.parameter for e in estimates]
+    """Missing features that bear on the parameters the model is least sure about.
+
+    Called only below HIGH confidence. `params`: the contenders, parameters with a real chance of
+    needing a change that is not yet settled (0.15 <= max direction probability < 0.8), or all of
+    them when there are none. Measuring what bears on them is what would change the answer; the rest
+    would only add noise to the list.
+    """
     scored: dict[int, tuple[int, float]] = {}
     for param in params:
         for e in _EFFECTS.get((level, param), ()):

@@ -60,17 +60,19 @@ def assessment_from_proto(msg: pb.GaitAssessment) -> AssessmentInput:
             foot_type=_FOOT_IN.get(p.foot_type, ""),
             knee_type=_KNEE_IN.get(p.knee_type, ""),
         )
-    src = _SENSOR_IN
-    features = tuple(FeatureInput(f.name, f.value, f.unit, src.get(f.source)) for f in msg.features)
+    src = _SENSOR_IN.get
+    # A list comprehension, then one tuple: cheaper than tuple(generator) per feature.
+    features = tuple([FeatureInput(f.name, f.value, f.unit, src(f.source)) for f in msg.features])
     return AssessmentInput(msg.assessment_id, patient, features)
 
 
 def recommendation_to_proto(r: Recommendation, out: pb.Recommendation | None = None) -> pb.Recommendation:
     m = out if out is not None else pb.Recommendation()
     m.assessment_id = r.assessment_id
-    m.model.name = r.model.name
-    m.model.version = r.model.version
-    m.model.sha256 = r.model.sha256
+    ref = m.model
+    ref.name = r.model.name
+    ref.version = r.model.version
+    ref.sha256 = r.model.sha256
     m.no_change_needed = r.no_change_needed
     m.overall_confidence = r.overall_confidence
     m.confidence_level = _CONF_OUT[r.confidence_level.value]  # type: ignore[assignment]
