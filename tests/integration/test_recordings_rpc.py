@@ -20,6 +20,7 @@ from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as 
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 from service.api.server import RunningServer, build_server
 from service.settings import Settings
+from tests.synthetic_gait import foot_gyr_ml
 
 ROOT = Path(__file__).resolve().parents[2]
 FS = 100.0
@@ -63,22 +64,6 @@ def bad_request(err: grpc.RpcError) -> dict[str, tuple[str, str]]:
 
 
 # ------------------------------------------------------------------------------ synthetic recordings
-def _foot_gyr_ml(n: int, ics: list[float], stance_s: float, stride_s: float, rng: np.random.Generator) -> FloatArray:
-    """Foot sagittal gyro (deg/s, ml axis to the left): push-off burst, swing, heel-strike slap, noise."""
-    t = np.arange(n) / FS
-    sag = rng.normal(0.0, 4.0, n)
-    for ic in ics:
-        tc = ic + stance_s
-        swing = stride_s - stance_s
-        m = (t >= tc - 0.12) & (t < tc)
-        sag[m] -= 280 * np.sin(np.pi * (t[m] - (tc - 0.12)) / 0.12)
-        m = (t >= tc) & (t < tc + swing)
-        sag[m] += 350 * np.sin(np.pi * (t[m] - tc) / swing)
-        m = (t >= ic) & (t < ic + 0.08)
-        sag[m] -= 140 * np.sin(np.pi * (t[m] - ic) / 0.08)
-    return -sag
-
-
 def imu_recording(stance_left: float, stance_right: float, stride: float = 1.1, dur: float = 12.0) -> pb.Recording:
     rng = np.random.default_rng(7)
     n = int(dur * FS)
@@ -86,8 +71,8 @@ def imu_recording(stance_left: float, stance_right: float, stride: float = 1.1, 
     ics_l = [float(x) for x in starts if x < dur - 1.5]
     ics_r = [x + stride / 2 for x in ics_l]
     rec = pb.Recording(sensor_kind=pb.SENSOR_KIND_IMU, sampling_rate_hz=FS)
-    rec.channels.add(name="left_foot_gyr_ml", values=_foot_gyr_ml(n, ics_l, stance_left, stride, rng).tolist(), unit="deg/s")
-    rec.channels.add(name="right_foot_gyr_ml", values=_foot_gyr_ml(n, ics_r, stance_right, stride, rng).tolist(), unit="deg/s")
+    rec.channels.add(name="left_foot_gyr_ml", values=foot_gyr_ml(n, ics_l, stance_left, stride, rng).tolist(), unit="deg/s")
+    rec.channels.add(name="right_foot_gyr_ml", values=foot_gyr_ml(n, ics_r, stance_right, stride, rng).tolist(), unit="deg/s")
     return rec
 
 
