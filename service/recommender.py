@@ -3,7 +3,9 @@
 The model says, per parameter, how likely a correction is needed in each direction and how large.
 This module turns that into advice a prosthetist can act on:
 - a change is recommended only above the smallest change with a published effect and when its
-  direction is more likely than "no change" and at least `min_confidence` (DESIGN 3.1);
+  direction is more likely than "no change" and at least `min_confidence` (DESIGN 3.1); below
+  UNSUPPORTED_MIN it also needs a gait deviation it would explain, and alternative textbook fixes
+  for one unexplained deviation may pool their probability (see _pool_alternatives);
 - it is clamped to a safe single step, and says so;
 - sagittal (and length, rotation) changes rank before coronal ones: coronal socket moments respond to
   changes in every plane, so coronal alignment is finalised last (Sci Rep 13:458, 2023);

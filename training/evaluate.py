@@ -116,7 +116,7 @@ _PLANE_ORDER = np.array([1 if p.plane is catalog.Plane.CORONAL else 0 for p in c
 
 def _support_rows() -> dict[tuple[catalog.AmputationLevel, int, int], tuple[tuple[int, float], ...]]:
     """(level, parameter index, correction sign) -> (feature index, sign of the deviation it explains),
-    as recommender._supporting: the misalignment a correction undoes has the opposite sign."""
+    as the recommender's supporting-deviation rule: the misalignment a correction undoes has the opposite sign."""
     out: dict[tuple[catalog.AmputationLevel, int, int], list[tuple[int, float]]] = {}
     for lv in _LEVELS:
         for e in catalog.effects():
@@ -183,7 +183,7 @@ def service_decisions(
         def supporting(
             j: int, r: int = int(r), lv: catalog.AmputationLevel = lv, z: np.ndarray = z, dev: np.ndarray = dev
         ) -> list[int]:
-            """recommender._supporting: deviations the misalignment this correction undoes would produce."""
+            """The recommender's supporting-deviation rule: deviations the misalignment this correction undoes would produce."""
             return [f for f, s in _SUPPORT.get((lv, j, int(sign[r, j])), ()) if dev[f] and np.sign(z[f]) == s]
 
         explained = {f for j in np.flatnonzero(rec[r]) for f in supporting(int(j))}
