@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-CATALOG_VERSION = "1.0.0"
+# 1.1.0: the model input gained the change-since-reference columns (appended; 1.0 models still load).
+CATALOG_VERSION = "1.1.0"
 
 _DATA_DIR = Path(__file__).parent / "data"
 
@@ -299,7 +300,15 @@ FEATURES_BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
 # Patient-context columns appended to the model input after the features (same order in every
 # manifest). Unknown values are NaN; the model handles missing values natively.
 CONTEXT_COLUMNS: tuple[str, ...] = ("context_transfemoral", "context_body_mass_kg", "context_k_level")
-MODEL_INPUT_COLUMNS: tuple[str, ...] = FEATURE_NAMES + CONTEXT_COLUMNS
+# Within-subject comparison, appended after the context: the change of every feature since the same
+# patient's REFERENCE assessment (recorded at the alignment the prosthetist last accepted, same units),
+# NaN when no reference was sent or either value is missing. A patient's own baseline cancels the
+# between-patient spread that hides small misalignments: 6 deg plantarflexion was detected from GRF in
+# 96.7% within-subject vs 88.9% inter-subject (THC-181338, clinical-evidence.md Table C). Models whose
+# manifest lacks these columns simply do not read them (model.py maps columns by name).
+REFERENCE_CHANGE_PREFIX = "change_since_reference_"
+REFERENCE_CHANGE_COLUMNS: tuple[str, ...] = tuple(REFERENCE_CHANGE_PREFIX + name for name in FEATURE_NAMES)
+MODEL_INPUT_COLUMNS: tuple[str, ...] = FEATURE_NAMES + CONTEXT_COLUMNS + REFERENCE_CHANGE_COLUMNS
 
 # Patient-context valid ranges, checked by validation.
 BODY_MASS_KG_RANGE = (20.0, 250.0)

@@ -45,6 +45,8 @@ class AssessmentInput:
     assessment_id: str
     patient: PatientContextInput | None
     features: tuple[FeatureInput, ...]
+    # The same patient's features at the alignment last accepted (optional; same rules as features).
+    reference_features: tuple[FeatureInput, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,9 @@ class GaitAssessment:
     # Catalog indices computed by the service (e.g. asymmetries from per-side values).
     derived: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    # Catalog-ordered values of the reference assessment (None when none was sent); the model reads
+    # the change since the reference (catalog.REFERENCE_CHANGE_COLUMNS).
+    reference_values: FloatArray | None = None
 
 
 @dataclass(frozen=True, slots=True)

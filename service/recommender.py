@@ -30,6 +30,7 @@ from service.catalog import (
     FEATURES,
     MODEL_INPUT_COLUMNS,
     PARAMETERS_BY_NAME,
+    REFERENCE_CHANGE_COLUMNS,
     AmputationLevel,
     Effect,
     FeatureGroup,
@@ -54,6 +55,7 @@ from service.model import OnnxModel, Prediction
 
 N_FEATURES = len(FEATURE_NAMES)
 _CTX = {c: N_FEATURES + i for i, c in enumerate(CONTEXT_COLUMNS)}
+_REF0 = MODEL_INPUT_COLUMNS.index(REFERENCE_CHANGE_COLUMNS[0])
 _NORM_MEAN = {lvl: np.array([f.normative[lvl].mean for f in FEATURES]) for lvl in AmputationLevel}
 _NORM_SD = {lvl: np.array([f.normative[lvl].sd for f in FEATURES]) for lvl in AmputationLevel}
 _GROUP_PRIORITY = {FeatureGroup.SOCKET_KINETIC: 0, FeatureGroup.KINETIC: 1, FeatureGroup.KINEMATIC: 2, FeatureGroup.SPATIOTEMPORAL: 3}
@@ -108,10 +110,13 @@ class Policy:
 
 
 def model_input(assessments: Sequence[GaitAssessment]) -> FloatArray:
-    """[n, len(MODEL_INPUT_COLUMNS)] in catalog order: features, then patient context."""
+    """[n, len(MODEL_INPUT_COLUMNS)] in catalog order: features, patient context, change since reference."""
     x = np.full((len(assessments), len(MODEL_INPUT_COLUMNS)), np.nan)
     for r, a in enumerate(assessments):
         x[r, :N_FEATURES] = a.values
+        if a.reference_values is not None:
+            # NaN - x and x - NaN stay NaN: a change is only known where both walks measured the feature.
+            x[r, _REF0 : _REF0 + N_FEATURES] = a.values - a.reference_values
         p = a.patient
         x[r, _CTX["context_transfemoral"]] = 1.0 if p.amputation_level is AmputationLevel.TRANSFEMORAL else 0.0
         x[r, _CTX["context_body_mass_kg"]] = p.body_mass_kg
@@ -738,6 +743,8 @@ def _occlude(model: OnnxModel, x_row: FloatArray, present: np.ndarray) -> tuple[
         return idx, None
     rows = np.repeat(x_row[None, :], len(idx), axis=0)
     rows[np.arange(len(idx)), idx] = np.nan
+    # An unmeasured feature has no change since the reference either.
+    rows[np.arange(len(idx)), _REF0 + np.asarray(idx)] = np.nan
     return idx, model.predict(rows)
 
 

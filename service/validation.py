@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -180,7 +180,46 @@ def _unknown_feature(i: int, f: FeatureInput) -> Violation:
 
 
 def validate_assessment(a: AssessmentInput, limits: Limits = Limits()) -> GaitAssessment:
-    """Validate and convert; raise InvalidInputError listing every problem."""
+    """Validate and convert; raise InvalidInputError listing every problem.
+
+    The optional reference assessment (the same patient at the alignment last accepted) is checked by
+    the same feature rules, and its problems are reported together with those of the assessment.
+    """
+    if not a.reference_features:
+        return _validate_one(a, limits)
+    reference: GaitAssessment | None = None
+    ref_violations: list[Violation] = []
+    try:
+        reference = _validate_one(AssessmentInput(a.assessment_id, a.patient, a.reference_features), limits)
+    except InvalidInputError as exc:
+        # Patient and id problems belong to the assessment and are reported once, by its own check.
+        ref_violations = [_as_reference(v) for v in exc.violations if v.field.startswith(_FEATURES_FIELD)]
+    try:
+        current = _validate_one(a, limits)
+    except InvalidInputError as exc:
+        raise InvalidInputError([*exc.violations, *ref_violations]) from None
+    if ref_violations:
+        raise InvalidInputError(ref_violations)
+    assert reference is not None
+    return replace(
+        current,
+        reference_values=reference.values,
+        warnings=current.warnings + tuple(f"reference: {w}" for w in reference.warnings),
+    )
+
+
+_FEATURES_FIELD = "assessment.features"
+
+
+def _as_reference(v: Violation) -> Violation:
+    return replace(
+        v,
+        field="assessment.reference_features" + v.field.removeprefix(_FEATURES_FIELD),
+        description=f"reference assessment: {v.description}",
+    )
+
+
+def _validate_one(a: AssessmentInput, limits: Limits) -> GaitAssessment:
     violations: list[Violation] = []
     if len(a.assessment_id) > MAX_ASSESSMENT_ID_CHARS or not a.assessment_id.isprintable():
         violations.append(

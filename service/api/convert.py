@@ -63,7 +63,10 @@ def assessment_from_proto(msg: pb.GaitAssessment) -> AssessmentInput:
     src = _SENSOR_IN.get
     # A list comprehension, then one tuple: cheaper than tuple(generator) per feature.
     features = tuple([FeatureInput(f.name, f.value, f.unit, src(f.source)) for f in msg.features])
-    return AssessmentInput(msg.assessment_id, patient, features)
+    if not msg.reference_features:
+        return AssessmentInput(msg.assessment_id, patient, features)
+    reference = tuple([FeatureInput(f.name, f.value, f.unit, src(f.source)) for f in msg.reference_features])
+    return AssessmentInput(msg.assessment_id, patient, features, reference)
 
 
 def recommendation_to_proto(r: Recommendation, out: pb.Recommendation | None = None) -> pb.Recommendation:

@@ -177,3 +177,17 @@ def test_deadline_shorter_than_the_work_is_deadline_exceeded(client: AlignmentCl
     req = spb.BatchRecommendAdjustmentsRequest(assessments=[a] * 1000)
     err = rpc_error(client.stub.BatchRecommendAdjustments, req, timeout=0.005)
     assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_reference_walk_is_accepted_and_its_errors_name_the_reference_field(client: AlignmentClient) -> None:
+    a = load_assessment(EXAMPLES / "toe_out_transtibial.json")
+    a.reference_features.extend(a.features)
+    r = client.recommend(a)
+    assert len(r.parameter_estimates) == 7
+    a.reference_features[0].value = 99.0  # walking speed out of range in the reference only
+    err = rpc_error(client.recommend, a)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    (v,) = field_violations(err)
+    assert v.field == "assessment.reference_features[0].value"
+    assert v.reason == "FEATURE_OUT_OF_RANGE"
+    assert "walking_speed_m_per_s" in v.description and "m/s" in v.description

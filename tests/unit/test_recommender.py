@@ -7,10 +7,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from service.catalog import FEATURE_NAMES, FEATURES, PARAMETER_NAMES, AmputationLevel, Parameter, SensorKind, Side
+from service.catalog import (
+    CONTEXT_COLUMNS,
+    FEATURE_NAMES,
+    FEATURES,
+    MODEL_INPUT_COLUMNS,
+    PARAMETER_NAMES,
+    REFERENCE_CHANGE_PREFIX,
+    AmputationLevel,
+    Parameter,
+    SensorKind,
+    Side,
+)
 from service.domain import AssessmentInput, ConfidenceLevel, FeatureInput, PatientContextInput
 from service.model import Prediction
-from service.recommender import Policy, Recommender
+from service.recommender import Policy, Recommender, model_input
 from service.validation import validate_assessment
 
 PARAMS = tuple(Parameter(n) for n in PARAMETER_NAMES)
@@ -150,3 +161,21 @@ def test_alternative_fixes_pool_when_together_likely() -> None:
     assert r.adjustments[0].confidence == pytest.approx(0.45)
     # without the deviation nothing pools
     assert _rec(model).no_change_needed
+
+
+def test_model_input_carries_the_change_since_the_reference_walk() -> None:
+    level = AmputationLevel.TRANSTIBIAL
+    feats = (FeatureInput("step_width_m", 0.14), FeatureInput("cadence_steps_per_min", 100.0))
+    ref = (FeatureInput("step_width_m", 0.11), FeatureInput("walking_speed_m_per_s", 1.0))
+    g = validate_assessment(AssessmentInput("r", PatientContextInput(level, Side.LEFT, 80.0), feats, ref))
+    plain = validate_assessment(AssessmentInput("p", PatientContextInput(level, Side.LEFT, 80.0), feats))
+    x = model_input([g, plain])
+    col = {c: i for i, c in enumerate(MODEL_INPUT_COLUMNS)}
+    assert x[0, col[REFERENCE_CHANGE_PREFIX + "step_width_m"]] == pytest.approx(0.03)
+    # Only one of the two walks measured these: no change is known.
+    assert np.isnan(x[0, col[REFERENCE_CHANGE_PREFIX + "cadence_steps_per_min"]])
+    assert np.isnan(x[0, col[REFERENCE_CHANGE_PREFIX + "walking_speed_m_per_s"]])
+    # Without a reference every change column is missing, and the rest of the row is the same.
+    assert np.isnan(x[1, len(FEATURES) + len(CONTEXT_COLUMNS) :]).all()
+    first_change = col[REFERENCE_CHANGE_PREFIX + FEATURES[0].name]
+    np.testing.assert_array_equal(x[0, :first_change], x[1, :first_change])

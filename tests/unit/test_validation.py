@@ -158,3 +158,43 @@ def test_validation_never_crashes_and_accepts_only_in_range_values(items: list[t
     lo = np.array([f.min_value for f in FEATURES])
     hi = np.array([f.max_value for f in FEATURES])
     assert np.all((g.values[present] >= lo[present]) & (g.values[present] <= hi[present]))
+
+
+def test_reference_walk_is_validated_and_kept_in_canonical_units() -> None:
+    a = AssessmentInput(
+        "t-ref",
+        PATIENT,
+        (FeatureInput("step_width_m", 0.14),),
+        (FeatureInput("step_width_m", 110.0, "mm"), FeatureInput("walking_speed_m_per_s", 1.0)),
+    )
+    g = validate_assessment(a)
+    assert g.reference_values is not None
+    assert g.reference_values[FEATURE_INDEX["step_width_m"]] == pytest.approx(0.11)
+    assert g.reference_values[FEATURE_INDEX["walking_speed_m_per_s"]] == pytest.approx(1.0)
+    assert math.isnan(g.values[FEATURE_INDEX["walking_speed_m_per_s"]])
+    assert validate_assessment(_a(FeatureInput("step_width_m", 0.14))).reference_values is None
+
+
+def test_reference_problems_are_reported_with_the_assessments_naming_the_reference_field() -> None:
+    a = AssessmentInput(
+        "t-ref",
+        PatientContextInput(AmputationLevel.TRANSTIBIAL, Side.LEFT, 500.0),  # body mass out of range
+        (FeatureInput("cadence_steps_per_min", 500.0),),
+        (FeatureInput("cadence_steps_per_min", 100.0), FeatureInput("step_width_m", 9.0), FeatureInput("toe_out", 1.0)),
+    )
+    with pytest.raises(InvalidInputError) as exc:
+        validate_assessment(a)
+    got = [(v.field, v.reason) for v in exc.value.violations]
+    assert ("assessment.features[0].value", "FEATURE_OUT_OF_RANGE") in got
+    assert ("assessment.reference_features[1].value", "FEATURE_OUT_OF_RANGE") in got
+    assert ("assessment.reference_features[2].name", "UNKNOWN_FEATURE") in got
+    # The patient context belongs to the assessment: reported once, not again for the reference.
+    assert sum(f == "assessment.patient.body_mass_kg" for f, _ in got) == 1
+    ref = next(v for v in exc.value.violations if v.field == "assessment.reference_features[1].value")
+    assert ref.feature == "step_width_m" and ref.unit == "m" and ref.allowed_max is not None
+    assert ref.description.startswith("reference assessment: ")
+
+
+def test_only_reference_problems_still_reject_the_request() -> None:
+    a = AssessmentInput("t-ref", PATIENT, (FeatureInput("step_width_m", 0.1),), (FeatureInput("step_width_m", -1.0),))
+    assert _violations(a) == [("assessment.reference_features[0].value", "FEATURE_OUT_OF_RANGE")]

@@ -154,14 +154,16 @@ class FeatureValue(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., source: _Optional[_Union[SensorKind, str]] = ...) -> None: ...
 
 class GaitAssessment(_message.Message):
-    __slots__ = ("assessment_id", "patient", "features")
+    __slots__ = ("assessment_id", "patient", "features", "reference_features")
     ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PATIENT_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FEATURES_FIELD_NUMBER: _ClassVar[int]
     assessment_id: str
     patient: PatientContext
     features: _containers.RepeatedCompositeFieldContainer[FeatureValue]
-    def __init__(self, assessment_id: _Optional[str] = ..., patient: _Optional[_Union[PatientContext, _Mapping]] = ..., features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ...) -> None: ...
+    reference_features: _containers.RepeatedCompositeFieldContainer[FeatureValue]
+    def __init__(self, assessment_id: _Optional[str] = ..., patient: _Optional[_Union[PatientContext, _Mapping]] = ..., features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ..., reference_features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ...) -> None: ...
 
 class ModelRef(_message.Message):
     __slots__ = ("name", "version", "sha256")
