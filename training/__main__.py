@@ -14,11 +14,15 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from training import cohort
 from training.dataset import SchemaError
+
+if TYPE_CHECKING:
+    from training.pipeline import LgbmConfig
 
 DEFAULT_OUT = Path("models") / "alignment"
 DEFAULT_VERSION = "1.0.0"
@@ -54,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
 
     def fit_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--split-seed", type=int, default=0)
+        sp.add_argument(
+            "--model-seed",
+            type=int,
+            default=None,
+            help="LightGBM seed (feature subsampling; default that of LgbmConfig); the manifest records it",
+        )
         sp.add_argument("--no-compare", action="store_true", help="skip the random-forest comparison")
 
     def export_args(sp: argparse.ArgumentParser) -> None:
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 dataset.write_table(dataset.load(out).frame, args.output)
         elif args.command == "fit":
-            workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare)
+            workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare, config=_config(args))
         elif args.command == "evaluate":
             workflow.run_evaluation(workdir)
         elif args.command == "export":
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.data is None:
                 workflow.simulate(workdir, args.patients, args.seed, args.assessments)
-            state = workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare)
+            state = workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare, config=_config(args))
             res = workflow.run_evaluation(workdir, state)
             # Timing covers everything before the artifact write; the export's own seconds are logged.
             write_artifact(state, res, args.out, args.version, workdir / "plots", time.perf_counter() - t0)
@@ -120,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.getLogger("training").info("%s done in %.1f s", args.command, time.perf_counter() - t0)
     return 0
+
+
+def _config(args: argparse.Namespace) -> LgbmConfig:
+    from training.pipeline import LgbmConfig  # lazy: keeps `--help` fast
+
+    config = LgbmConfig()
+    return config if args.model_seed is None else replace(config, seed=args.model_seed)
 
 
 def _summary(res: dict[str, Any]) -> None:

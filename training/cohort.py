@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -168,6 +168,19 @@ ACCEPTABLE_BAND = 0.75
 # Per-assessment speed jitter (m/s): the same patient walks a little differently on each recording [K].
 SPEED_JITTER = 0.05
 N_ASSESSMENTS_DEFAULT = 4
+# Reference walks (GaitAssessment.reference_features): the same patient recorded at the alignment the
+# prosthetist last accepted, with the same sensors. A share P_WITH_REFERENCE of the simulated
+# assessments is written twice, once alone and once with such a reference ("<assessment_id>R"), so the
+# model learns both uses from the same walks and the evaluation can report each (a share rather than
+# all of them keeps `python -m training all` well inside its 3-minute budget).
+P_WITH_REFERENCE = 0.25
+# - the accepted alignment is a fresh residual inside the acceptable band (like a well-aligned patient);
+# - the patient's own gait drifts between the two visits: each baseline draw moves by
+#   N(0, VISIT_DRIFT_Z) in the same standard-normal units as the between-patient spread. 0.4 of the
+#   between-patient SD corresponds to a test-retest ICC of about 0.86, the usual range (0.7-0.95) for
+#   instrumented gait features [K]; clinical-evidence.md has no retest figures for prosthesis users.
+VISIT_DRIFT_Z = 0.4
+WITH_REFERENCE_SUFFIX = "R"
 
 _LEVELS = (AmputationLevel.TRANSTIBIAL, AmputationLevel.TRANSFEMORAL)
 
@@ -387,9 +400,23 @@ def measure(
     return {name: out[name] for name in catalog.FEATURE_NAMES}
 
 
+def _reference_patient(p: _Patient, rng: np.random.Generator) -> _Patient:
+    """The same patient at the visit when the alignment was accepted (see VISIT_DRIFT_Z)."""
+    n = len(catalog.PARAMETERS)
+    mins = np.array([q.min_change for q in catalog.PARAMETERS])
+    accepted = np.where(rng.random(n) < P_RESIDUAL, rng.uniform(-ACCEPTABLE_BAND, ACCEPTABLE_BAND, n) * mins, 0.0)
+    z = {k: v + float(rng.normal(0.0, VISIT_DRIFT_Z)) for k, v in p.z.items()}
+    return replace(p, x=accepted, z=z)
+
+
 def simulate(config: CohortConfig = CohortConfig()) -> pd.DataFrame:
     """The cohort as a table in the training schema (training.dataset), deterministic given the seed."""
+    from training.dataset import REFERENCE_PREFIX, SCHEMA_COLUMNS, coerce_types  # local: dataset imports this module
+
     rng = np.random.default_rng(config.seed)
+    # A separate stream for the reference walks keeps the assessments themselves identical to a cohort
+    # simulated without them.
+    rng_ref = np.random.default_rng([config.seed, 1])
     subset_names = list(SENSOR_SUBSETS)
     partial = subset_names[1:]
     rows: list[dict[str, object]] = []
@@ -398,10 +425,13 @@ def simulate(config: CohortConfig = CohortConfig()) -> pd.DataFrame:
         # Always one full-sensor assessment, then distinct partial sensor sets.
         n_partial = max(0, min(config.n_assessments - 1, len(partial)))
         chosen = ["all_sensors"] + [partial[j] for j in rng.choice(len(partial), size=n_partial, replace=False)]
+        ref_patient = _reference_patient(p, rng_ref)
         for a, name in enumerate(chosen):
             kinds = SENSOR_SUBSETS[name]
             speed = float(np.clip(p.speed + rng.normal(0, SPEED_JITTER), 0.2, 2.0))
             feats = measure(_true_features(p, speed), kinds, p.level, rng)
+            ref_speed = float(np.clip(p.speed + rng_ref.normal(0, SPEED_JITTER), 0.2, 2.0))
+            ref_feats = measure(_true_features(ref_patient, ref_speed), kinds, p.level, rng_ref)
             row: dict[str, object] = {
                 "patient_id": p.pid,
                 "assessment_id": f"{p.pid}-A{a}",
@@ -420,9 +450,13 @@ def simulate(config: CohortConfig = CohortConfig()) -> pd.DataFrame:
             row["outcome_accepted"] = pd.NA  # no outcome for simulated fittings
             row["outcome_comfort_0_10"] = math.nan
             rows.append(row)
-    from training.dataset import SCHEMA_COLUMNS, coerce_types  # local: dataset imports this module
-
-    df = pd.DataFrame(rows)
+            if rng_ref.random() >= P_WITH_REFERENCE:
+                continue
+            twin = dict(row)
+            twin["assessment_id"] = f"{row['assessment_id']}{WITH_REFERENCE_SUFFIX}"
+            twin.update({REFERENCE_PREFIX + k: v for k, v in ref_feats.items()})
+            rows.append(twin)
+    df = pd.DataFrame(rows).reindex(columns=list(SCHEMA_COLUMNS))
     return coerce_types(df[list(SCHEMA_COLUMNS)])
 
 

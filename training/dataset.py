@@ -33,9 +33,15 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
     "sensor_kinds",
 )
 FEATURE_COLUMNS: tuple[str, ...] = catalog.FEATURE_NAMES
+# Optional: the same patient's features at the alignment last accepted (the service's
+# GaitAssessment.reference_features), same units and ranges; empty when there was no such walk.
+REFERENCE_PREFIX = "reference_"
+REFERENCE_COLUMNS: tuple[str, ...] = tuple(REFERENCE_PREFIX + name for name in catalog.FEATURE_NAMES)
 CORRECTION_COLUMNS: tuple[str, ...] = tuple(f"correction_{p}" for p in catalog.PARAMETER_NAMES)
 OUTCOME_COLUMNS: tuple[str, ...] = ("outcome_accepted", "outcome_comfort_0_10")
-SCHEMA_COLUMNS: tuple[str, ...] = ID_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS + CORRECTION_COLUMNS + OUTCOME_COLUMNS
+SCHEMA_COLUMNS: tuple[str, ...] = (
+    ID_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS + REFERENCE_COLUMNS + CORRECTION_COLUMNS + OUTCOME_COLUMNS
+)
 REQUIRED_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, "amputation_level", *FEATURE_COLUMNS, *CORRECTION_COLUMNS)
 
 FOOT_TYPES: tuple[str, ...] = ("SACH", "SINGLE_AXIS", "MULTIAXIAL", "ENERGY_STORING", "MICROPROCESSOR", "OTHER")
@@ -97,7 +103,8 @@ def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
         if c in out.columns:
             out[c] = out[c].astype("string").str.strip()
             out.loc[out[c].eq("").fillna(False), c] = pd.NA
-    for c in ("body_mass_kg", "height_m", "k_level", "outcome_comfort_0_10", *FEATURE_COLUMNS, *CORRECTION_COLUMNS):
+    numeric = ("body_mass_kg", "height_m", "k_level", "outcome_comfort_0_10", *FEATURE_COLUMNS, *REFERENCE_COLUMNS)
+    for c in (*numeric, *CORRECTION_COLUMNS):
         if c in out.columns:
             out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
     if "outcome_accepted" in out.columns:
@@ -192,6 +199,7 @@ def validate(raw: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
             problems.append(f"'k_level' must be an integer 0-4 in {_rows(frac)}")
     for spec in catalog.FEATURES:
         check_numeric(spec.name, spec.min_value, spec.max_value, spec.unit)
+        check_numeric(REFERENCE_PREFIX + spec.name, spec.min_value, spec.max_value, spec.unit)
     for col in CORRECTION_COLUMNS:
         lim = CORRECTION_LIMIT[col]
         unit = catalog.PARAMETERS_BY_NAME[col.removeprefix("correction_")].unit
@@ -269,6 +277,10 @@ def model_inputs(df: pd.DataFrame) -> np.ndarray:
     x[:, n + 1] = df["body_mass_kg"].to_numpy(dtype=np.float64, na_value=np.nan)
     x[:, n + 2] = df["k_level"].to_numpy(dtype=np.float64, na_value=np.nan)
     assert catalog.CONTEXT_COLUMNS == ("context_transfemoral", "context_body_mass_kg", "context_k_level")
+    r0 = catalog.MODEL_INPUT_COLUMNS.index(catalog.REFERENCE_CHANGE_COLUMNS[0])
+    for j, name in enumerate(REFERENCE_COLUMNS):
+        # The service's change since reference: NaN unless both walks measured the feature.
+        x[:, r0 + j] = x[:, j] - df[name].to_numpy(dtype=np.float64, na_value=np.nan)
     return x.astype(np.float32)
 
 

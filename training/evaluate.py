@@ -93,7 +93,10 @@ TARGET_DEFINITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "specificity": ("well-aligned assessments where the service recommends nothing", ("false_recommendation_rate",)),
     "ece": ("top-label ECE of the 3-class direction probabilities, 10 bins", ()),
 }
+# Judged: one assessment with every sensor and no reference walk (the service's basic use). The same
+# walks with the patient's reference walk are reported as "<subset>+reference", never judged.
 TARGET_SUBSET = "all_sensors"
+REFERENCE_SUFFIX = "+reference"
 N_BINS = 10
 _DEG = np.array([p.unit == "deg" for p in catalog.PARAMETERS])
 
@@ -346,14 +349,15 @@ def evaluate_predictions(pred: Predictions, df: pd.DataFrame) -> dict[str, Any]:
     corr = corrections(df)
     x = model_inputs(df)
     pids = df["patient_id"].to_numpy()
-    subsets = cohort.sensor_subset_of(df).to_numpy()
+    subsets = with_reference_label(cohort.sensor_subset_of(df).to_numpy(), df)
     levels = df["amputation_level"].to_numpy()
 
     def take(mask: np.ndarray) -> tuple[Predictions, np.ndarray, np.ndarray, np.ndarray]:
         return {k: v[mask] for k, v in pred.items()}, corr[mask], x[mask], pids[mask]
 
     res: dict[str, Any] = {"overall": block(*take(np.ones(len(df), bool)))}
-    order = [s for s in cohort.SENSOR_SUBSETS if s in set(subsets)] + sorted(set(subsets) - set(cohort.SENSOR_SUBSETS))
+    known = [*cohort.SENSOR_SUBSETS, *(s + REFERENCE_SUFFIX for s in cohort.SENSOR_SUBSETS)]
+    order = [s for s in known if s in set(subsets)] + sorted(set(subsets) - set(known))
     res["by_sensor_subset"] = {s: block(*take(subsets == s)) for s in order}
     res["by_amputation_level"] = {lv: block(*take(levels == lv)) for lv in sorted(set(levels))}
     res["by_amputation_level_all_sensors"] = {
@@ -368,6 +372,14 @@ def evaluate_predictions(pred: Predictions, df: pd.DataFrame) -> dict[str, Any]:
     res["reliability_overall"] = reliability(pred, corr)
     res["targets"] = check_targets(res["by_sensor_subset"].get(TARGET_SUBSET, res["overall"]))
     return res
+
+
+def with_reference_label(subsets: np.ndarray, df: pd.DataFrame) -> np.ndarray:
+    """Sensor subset names, with REFERENCE_SUFFIX on rows that carry a reference walk."""
+    from training.dataset import REFERENCE_COLUMNS
+
+    has_ref = df[list(REFERENCE_COLUMNS)].notna().any(axis=1).to_numpy()
+    return np.where(has_ref, np.char.add(subsets.astype(str), REFERENCE_SUFFIX), subsets.astype(str)).astype(object)
 
 
 def check_targets(b: Mapping[str, Any]) -> dict[str, Any]:
@@ -406,7 +418,7 @@ def plots(pred: Predictions, df: pd.DataFrame, res: Mapping[str, Any], out_dir: 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     corr = corrections(df)
-    ts = (cohort.sensor_subset_of(df) == TARGET_SUBSET).to_numpy()
+    ts = with_reference_label(cohort.sensor_subset_of(df).to_numpy(), df) == TARGET_SUBSET
     if not ts.any():
         ts = np.ones(len(df), bool)
     need = direction_targets(corr) != CLASS_NONE

@@ -178,9 +178,9 @@ def _nan_heavy(x: np.ndarray, seed: int) -> np.ndarray:
 def golden_inputs(test: pd.DataFrame) -> np.ndarray:
     """About 8 rows: one per main sensor subset (missing-heavy ones included) + two synthetic ones."""
     x = dataset.model_inputs(test)
-    subsets = cohort.sensor_subset_of(test).to_numpy()
+    subsets = evaluate.with_reference_label(cohort.sensor_subset_of(test).to_numpy(), test)
     rows: list[np.ndarray] = []
-    for s in GOLDEN_SUBSETS:
+    for s in (*GOLDEN_SUBSETS, evaluate.TARGET_SUBSET + evaluate.REFERENCE_SUFFIX):
         idx = np.flatnonzero(subsets == s)
         rows.append(x[idx[0]] if idx.size else x[len(rows) % len(x)])
     extra = _nan_heavy(x[:1], seed=7)[-2:]  # only context; nothing at all

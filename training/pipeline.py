@@ -70,11 +70,13 @@ def augment(x: np.ndarray, engineered: bool) -> np.ndarray:
 def _effect_slopes(feature: str) -> dict[str, list[tuple[float, str]]]:
     """parameter -> [(slope, shape)] of every effect row on ``feature`` (an engineered a - b gets the
     rows of a and the negated rows of b)."""
-    parts = (
-        next(((a, 1.0), (b, -1.0)) for n, a, b in ENGINEERED_FEATURES if n == feature)
-        if feature not in (catalog.MODEL_INPUT_COLUMNS)
-        else ((feature, 1.0),)
-    )
+    if feature.startswith(catalog.REFERENCE_CHANGE_PREFIX):
+        # The change since the reference moves with the feature itself.
+        parts: tuple[tuple[str, float], ...] = ((feature.removeprefix(catalog.REFERENCE_CHANGE_PREFIX), 1.0),)
+    elif feature not in catalog.MODEL_INPUT_COLUMNS:
+        parts = next(((a, 1.0), (b, -1.0)) for n, a, b in ENGINEERED_FEATURES if n == feature)
+    else:
+        parts = ((feature, 1.0),)
     out: dict[str, list[tuple[float, str]]] = {}
     for e in catalog.effects():
         for name, sign in parts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from service import catalog
@@ -27,8 +28,10 @@ def test_output_follows_schema_and_ranges() -> None:
     for spec in catalog.FEATURES:
         v = df[spec.name].dropna()
         assert ((v >= spec.min_value) & (v <= spec.max_value)).all(), spec.name
-    # Several assessments per patient, sharing the label (so evaluation must group by patient).
-    assert df.groupby("patient_id").size().min() == cohort.N_ASSESSMENTS_DEFAULT
+    # Several assessments per patient (some also with a reference walk), sharing the label (so
+    # evaluation must group by patient).
+    alone = ~df["assessment_id"].str.endswith(cohort.WITH_REFERENCE_SUFFIX)
+    assert df[alone].groupby("patient_id").size().min() == cohort.N_ASSESSMENTS_DEFAULT
     corr = df[list(dataset.CORRECTION_COLUMNS)]
     assert (corr.groupby(df["patient_id"]).nunique() == 1).all().all()
 
@@ -125,3 +128,53 @@ def test_noise_table_covers_every_catalog_source() -> None:
             sd = cohort._noise_sd(kind, spec, AmputationLevel.TRANSTIBIAL)
             assert sd is not None and sd > 0 and not math.isnan(sd), (kind, spec.name)
     assert set(cohort.SENSOR_NOISE) == set(SensorKind)
+
+
+def test_every_assessment_also_comes_with_a_reference_walk() -> None:
+    df = cohort.simulate(cohort.CohortConfig(n_patients=30, seed=11))
+    twin = df["assessment_id"].str.endswith(cohort.WITH_REFERENCE_SUFFIX)
+    assert 0.3 < twin.sum() / (~twin).sum() < 0.7  # P_WITH_REFERENCE of them
+    withref = df[twin].reset_index(drop=True)
+    alone = df.set_index("assessment_id").loc[withref["assessment_id"].str.removesuffix(cohort.WITH_REFERENCE_SUFFIX)]
+    alone = alone.reset_index()
+    assert (withref["assessment_id"] == alone["assessment_id"] + cohort.WITH_REFERENCE_SUFFIX).all()
+    # The same walk: features and label identical; only the reference columns differ.
+    cols = [*catalog.FEATURE_NAMES, *dataset.CORRECTION_COLUMNS]
+    pd.testing.assert_frame_equal(alone[cols], withref[cols])
+    assert df[~twin][list(dataset.REFERENCE_COLUMNS)].isna().all().all()
+    ref = withref[list(dataset.REFERENCE_COLUMNS)].to_numpy(dtype=float)
+    cur = withref[list(catalog.FEATURE_NAMES)].to_numpy(dtype=float)
+    # The reference is measured with the same sensors (same missing pattern up to dropouts) ...
+    assert np.mean(np.isnan(ref) == np.isnan(cur)) > 0.9
+    # ... and is a different walk of the same patient: close to, but not equal to, the current one.
+    both = ~np.isnan(ref) & ~np.isnan(cur)
+    assert not np.allclose(ref[both], cur[both])
+    speed = catalog.FEATURE_INDEX["walking_speed_m_per_s"]
+    assert np.nanmean(np.abs(ref[:, speed] - cur[:, speed])) < 0.2
+
+
+def test_reference_walks_do_not_change_the_assessments() -> None:
+    """Reference walks use their own random stream: adding them changed no assessment of a seed."""
+    df = cohort.simulate(cohort.CohortConfig(n_patients=3, n_assessments=1, seed=9))
+    p = cohort._draw_patient(np.random.default_rng(9), 0)
+    np.testing.assert_allclose(df[list(dataset.CORRECTION_COLUMNS)].to_numpy()[0], -p.x)
+
+
+def test_change_since_reference_reveals_the_misalignment_better_than_the_walk_alone() -> None:
+    """The point of the reference walk: the patient's own baseline cancels between-patient spread."""
+    df = cohort.simulate(cohort.CohortConfig(n_patients=400, n_assessments=1, seed=12))
+    df = df[df["assessment_id"].str.endswith(cohort.WITH_REFERENCE_SUFFIX)]
+    x = dataset.model_inputs(df)
+    # Features whose between-patient spread is large next to the effect (push-off peak vs heel height,
+    # stance asymmetry vs length; alignment_effects.csv), measured about 0.24 -> 0.41 and 0.12 -> 0.39.
+    for f, param in (
+        ("vgrf_push_off_peak_prosthetic_bw", "HEEL_HEIGHT"),
+        ("stance_time_asymmetry_pct", "PYLON_LENGTH"),
+    ):
+        y = df[f"correction_{param}"].to_numpy()
+        raw = x[:, catalog.MODEL_INPUT_COLUMNS.index(f)]
+        change = x[:, catalog.MODEL_INPUT_COLUMNS.index(catalog.REFERENCE_CHANGE_PREFIX + f)]
+        ok = ~np.isnan(raw) & ~np.isnan(change)
+        r_raw = abs(np.corrcoef(raw[ok], y[ok])[0, 1])
+        r_change = abs(np.corrcoef(change[ok], y[ok])[0, 1])
+        assert r_change > r_raw + 0.1, (f, r_raw, r_change)

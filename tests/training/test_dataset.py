@@ -62,6 +62,7 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         (lambda d: d.assign(correction_FOOT_ROTATION=""), "write 0 when no change was applied"),
         (lambda d: d.assign(correction_PYLON_LENGTH="90"), "'correction_PYLON_LENGTH' = 90 mm outside the valid range"),
         (lambda d: d.assign(sensor_kinds="IMU;LIDAR"), "unknown kind 'LIDAR'"),
+        (lambda d: d.assign(reference_step_width_m="2"), "'reference_step_width_m' = 2 m outside the valid range"),
         (lambda d: d.assign(outcome_accepted="maybe"), "'outcome_accepted' has invalid value 'maybe'"),
     ],
 )
@@ -95,3 +96,16 @@ def test_level_must_be_constant_per_patient(tmp_path: Path) -> None:
     d.loc[rows[1], "amputation_level"] = "TRANSFEMORAL"
     with pytest.raises(dataset.SchemaError, match="more than one amputation_level"):
         dataset.load(_write(d, tmp_path))
+
+
+def test_reference_columns_become_the_change_since_reference(tmp_path: Path) -> None:
+    raw = _raw()
+    raw["reference_cadence_steps_per_min"] = ""
+    raw.loc[0, "reference_cadence_steps_per_min"] = "100"
+    ds = dataset.load(_write(raw, tmp_path, "ref.csv"))
+    x = dataset.model_inputs(ds.frame)
+    cols = dataset.catalog.MODEL_INPUT_COLUMNS
+    j = cols.index(dataset.catalog.REFERENCE_CHANGE_PREFIX + "cadence_steps_per_min")
+    cad = float(ds.frame.loc[0, "cadence_steps_per_min"])
+    assert x[0, j] == pytest.approx(cad - 100.0)
+    assert pd.isna(x[1:, j]).all()
