@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training import cohort, dataset, evaluate
+from training import anchors, cohort, dataset, evaluate
 from training.pipeline import ForestAlignmentModel, LgbmConfig, LightGBMAlignmentModel
 
 log = logging.getLogger("training")
@@ -219,6 +219,9 @@ def run_evaluation(workdir: Path, state: FitState | None = None) -> dict[str, An
         "calibration_patients": state.n_cal_patients,
         "seed": state.split_seed,
     }
+    if state.data_kind == "simulated":
+        # Is the simulated signal-to-noise realistic? The published detection design, re-run here.
+        res["simulator_anchor"] = anchors.replicate_grf_svm().as_dict()
     res["plots"] = evaluate.plots(pred, df, res, workdir / "plots")
     res["evaluate_seconds"] = time.perf_counter() - t
     dump_json(res, workdir / "evaluation.json")
