@@ -173,7 +173,7 @@ N_ASSESSMENTS_DEFAULT = 4
 # assessments is written twice, once alone and once with such a reference ("<assessment_id>R"), so the
 # model learns both uses from the same walks and the evaluation can report each (a share rather than
 # all of them keeps `python -m training all` well inside its 3-minute budget).
-P_WITH_REFERENCE = 0.25
+P_WITH_REFERENCE = 0.5
 # - the accepted alignment is a fresh residual inside the acceptable band (like a well-aligned patient);
 # - the patient's own gait drifts between the two visits: each baseline draw moves by
 #   N(0, VISIT_DRIFT_Z) in the same standard-normal units as the between-patient spread. 0.4 of the

@@ -110,16 +110,17 @@ def _anchor(m: Mapping[str, Any]) -> str:
     gap = a["simulated_inter_subject_accuracy"] - a["published_inter_subject_accuracy"]
     verdict = (
         "about as hard as the study found it"
-        if abs(gap) <= 0.03
-        else ("somewhat harder than the study found it" if gap < 0 else "EASIER than the study found it")
+        if abs(gap) <= 0.1
+        else ("harder than the study found it" if gap < 0 else "EASIER than the study found it")
     )
     return (
         "## Is the simulated signal realistic? (the one published detection rate, re-run on the simulator)\n"
         f"{a['design']}. Simulated inter-subject accuracy **{a['simulated_inter_subject_accuracy']:.3f}** vs "
         f"published **{a['published_inter_subject_accuracy']:.3f}** ({a['source']}; within-subject "
         f"{a['published_within_subject_accuracy']:.3f}). The simulator makes this detection {verdict} "
-        f"(difference {gap:+.3f}; the study had few subjects, so a few hundredths are within its own "
-        "uncertainty). The low detection rates above are therefore not an artefact of an over-noisy "
+        f"(difference {gap:+.3f}; the published rates are fractions of small test sets, 88.89% being 8/9 or "
+        "16/18, so they are themselves uncertain by roughly +-0.1). The low detection rates above are "
+        "therefore not an artefact of an over-noisy "
         "simulator: they are what one walk of a new patient carries. The study's higher within-subject "
         "figure is the reason for the reference walk."
     )
@@ -192,7 +193,8 @@ weakness, ramps and stairs, paediatric users, transfemoral knee position (not a 
 - Family: {manifest["model_family"]} (per parameter: direction booster(s), a conditional
   magnitude regressor and 10%/90% quantile regressors; {manifest.get("n_boosters", len(catalog.PARAMETERS) * 4)} boosters merged into one
   ONNX graph of {manifest["onnx"]["node_count"]} nodes, {manifest["onnx"]["size_bytes"] / 1e6:.2f} MB, opset {manifest["onnx"]["opset"]}).
-- Calibration: {manifest["calibration"]["method"]}; temperatures {", ".join(f"{k} {v:.2f}" for k, v in manifest["calibration"]["temperature"].items())}.
+- Calibration: {manifest["calibration"]["method"]}; temperatures {", ".join(f"{k} {v:.2f}" for k, v in manifest["calibration"]["temperature"].items())}{"; with a reference walk " + ", ".join(f"{k} {v:.2f}" for k, v in manifest["calibration"]["temperature_with_reference"].items()) if manifest["calibration"].get("temperature_with_reference") else ""}.
+- Reference walks: {"a second stage of residual boosters per parameter, fitted only on assessments sent with a reference walk and started from the single-walk model's scores (LightGBM init_score); the graph adds them only on rows whose change-since-reference columns are present, so an assessment without a reference gets exactly the single-walk model." if manifest["calibration"].get("temperature_with_reference") else "no reference stage (too few rows with a reference walk); the change-since-reference columns are read like any other input."}
 - ONNX vs Python parity: max abs diff {manifest["onnx"]["parity_max_abs_diff"]:.2g} on {manifest["onnx"]["parity_rows"]} rows (held-out rows, copies with ~70% of inputs missing, golden rows); export fails above {manifest["golden"]["atol"]:g}.
 - Decision rule used by the metrics: {manifest["decision_rule"]}.
 - Direction model: {manifest.get("direction_model", "3-class booster")}.
@@ -220,7 +222,7 @@ Context: `context_transfemoral` (0/1), `context_body_mass_kg`, `context_k_level`
 - Split grouped by patient: {split.get("train_patients")} training, {split.get("calibration_patients")} calibration
   (temperature) and {split.get("test_patients")} held-out test patients ({split.get("test_assessments")} assessments).
   No patient appears in two of them. All numbers below are on the held-out test patients.
-{"- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters drawn between min_change and the study range; effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; per-sensor noise (IMU vs mocap RMSE, video-pose error on prosthetic limbs) and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient; a quarter of the assessments also appear with a reference walk (the same patient at an accepted alignment, gait drifted between visits by 0.4 of the between-patient SD)." if simulated else ""}
+{"- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters drawn between min_change and the study range; effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; per-sensor noise (IMU vs mocap RMSE, video-pose error on prosthetic limbs) and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient; half of the assessments also appear with a reference walk (the same patient at an accepted alignment, gait drifted between visits by 0.4 of the between-patient SD)." if simulated else ""}
 
 ## Targets (held-out patients, all sensors, the service's decision rule)
 Each target is judged under ONE stated definition; the other figures in the last column describe the
@@ -267,7 +269,8 @@ Selection: {comp.get("selection")}. Best: **{comp.get("best")}**; exported: **{c
 {chr(10).join(f"| {r['change']} | {r['patients']} | {r['direction_accuracy']:.3f} | {r['magnitude_mae_deg']:.2f} | {r['magnitude_mae_mm']:.2f} | {r['specificity']:.3f} |" for r in manifest.get("development_log", []))}
 
 Differences of 0.01-0.02 are within split noise. Only more patients, the engineered differences and
-the conditional-median magnitude moved the numbers beyond that.
+the conditional-median magnitude moved the numbers beyond that; the reference walk moves them most
+(for the assessments that have one), once it is fitted as a separate residual stage.
 
 ## Plots
 {chr(10).join(f"![{p}]({p})" for p in plots)}

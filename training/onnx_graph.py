@@ -25,7 +25,7 @@ from onnxmltools import convert_lightgbm
 from onnxmltools.convert.common.data_types import FloatTensorType
 
 from service import catalog
-from training.pipeline import ENGINEERED_PAIRS, PROB_FLOOR, LightGBMAlignmentModel
+from training.pipeline import ENGINEERED_PAIRS, PROB_FLOOR, REFERENCE_INDEX, LightGBMAlignmentModel
 
 INPUT_NAME = "features"
 # The tree ensembles read this tensor: the input plus the engineered differences (pipeline.augment).
@@ -135,6 +135,63 @@ class _Ensemble:
         )
 
 
+def _reference_stage(
+    model: LightGBMAlignmentModel, n_dir: int, n_tree: int, tree_input: str, const: Any
+) -> list[onnx.NodeProto]:
+    """Nodes adding the reference stage (pipeline.ReferenceStage) to ``trees_raw`` -> ``trees_combined``.
+
+    The residual boosters form a second TreeEnsembleRegressor with the base block's column layout,
+    inside an ``If``: it runs only when some row of the batch carries a reference walk (otherwise the
+    branch yields zeros and costs nothing), and its scores are added only on those rows (``has_ref``).
+    """
+    mk = helper.make_node
+    n_par = len(model.parameters)
+    n_base = (n_dir + 3) * n_par
+    ens = _Ensemble()
+    for j, pm in enumerate(model.parameters):
+        st = pm.reference
+        assert st is not None
+        for k, b in enumerate((st.classifier, st.classifier_dec)):
+            ens.add(_convert(b, n_tree, tree_input), {0: k * n_par + j}, "LOGISTIC")
+        for r, b in enumerate((st.magnitude, st.magnitude_lo, st.magnitude_hi)):
+            ens.add(_convert(b, n_tree, tree_input), {0: (n_dir + r) * n_par + j}, "NONE")
+    out_info = [helper.make_tensor_value_info("trees_residual_branch", TensorProto.FLOAT, [None, n_base])]
+    then_branch = helper.make_graph(
+        [ens.node(tree_input, "trees_residual_branch", n_base)],
+        "reference_stage",
+        [],
+        out_info,
+    )
+    zero_row = helper.make_tensor("ref_zero", TensorProto.FLOAT, [1], [0.0])
+    else_branch = helper.make_graph(
+        [
+            mk("Shape", [tree_input], ["ref_else_shape"], name="ref_else_shape"),
+            mk("Gather", ["ref_else_shape", "ref_dim0"], ["ref_else_n"], axis=0, name="ref_else_n"),
+            mk("Concat", ["ref_else_n", "ref_width"], ["ref_else_dims"], axis=0, name="ref_else_dims"),
+            mk("ConstantOfShape", ["ref_else_dims"], ["trees_residual_branch"], value=zero_row, name="ref_else"),
+        ],
+        "no_reference",
+        [],
+        out_info,
+    )
+    ref_idx = const("ref_index", np.array(REFERENCE_INDEX, dtype=np.int64))
+    const("ref_dim0", np.array([0], dtype=np.int64))
+    const("ref_width", np.array([n_base], dtype=np.int64))
+    return [
+        # has_ref [N,1]: 1.0 where any change-since-reference column is present.
+        mk("Gather", [INPUT_NAME, ref_idx], ["ref_changes"], axis=1, name="ref_gather"),
+        mk("IsNaN", ["ref_changes"], ["ref_missing"], name="ref_isnan"),
+        mk("Not", ["ref_missing"], ["ref_present"], name="ref_not"),
+        mk("Cast", ["ref_present"], ["ref_present_f"], to=TensorProto.FLOAT, name="ref_cast"),
+        mk("ReduceMax", ["ref_present_f"], ["has_ref"], axes=[1], keepdims=1, name="ref_rows"),
+        mk("ReduceMax", ["has_ref"], ["ref_any_f"], keepdims=0, name="ref_any"),
+        mk("Cast", ["ref_any_f"], ["ref_any"], to=TensorProto.BOOL, name="ref_any_bool"),
+        mk("If", ["ref_any"], ["trees_residual"], then_branch=then_branch, else_branch=else_branch, name="ref_if"),
+        mk("Mul", ["trees_residual", "has_ref"], ["trees_residual_gated"], name="ref_gate"),
+        mk("Add", ["trees_raw", "trees_residual_gated"], ["trees_combined"], name="ref_add"),
+    ]
+
+
 def build_onnx(model: LightGBMAlignmentModel) -> onnx.ModelProto:
     """One TreeEnsembleRegressor for all boosters, then a few standard ops (see the module docstring).
 
@@ -183,11 +240,18 @@ def build_onnx(model: LightGBMAlignmentModel) -> onnx.ModelProto:
     for r, role in enumerate(("magnitude", "magnitude_lo", "magnitude_hi")):
         for j, pm in enumerate(model.parameters):
             ens.add(_convert(getattr(pm, role), n_tree, tree_input), {0: (n_dir + r) * n_par + j}, "NONE")
-    n_targets = (n_dir + 3) * n_par
-    nodes.append(ens.node(tree_input, "trees_raw", n_targets))
+    n_base = (n_dir + 3) * n_par
+    nodes.append(ens.node(tree_input, "trees_raw", n_base))
+    staged = model.parameters[0].reference is not None
+    assert all((pm.reference is not None) == staged for pm in model.parameters)
+    combined = "trees_raw"
+    if staged:
+        assert sequential
+        nodes += _reference_stage(model, n_dir, n_tree, tree_input, const)
+        combined = "trees_combined"
     blocks = [f"trees_direction_{k}" for k in range(n_dir)] + ["trees_magnitude", "trees_lo", "trees_hi"]
     split = const("glue_split", np.full(n_dir + 3, n_par, dtype=np.int64))
-    nodes.append(mk("Split", ["trees_raw", split], blocks, axis=1, name="glue_split"))
+    nodes.append(mk("Split", [combined, split], blocks, axis=1, name="glue_split"))
 
     shape_3 = const("glue_shape_3_n_par", np.array([-1, 3, n_par], dtype=np.int64))
     if sequential:
@@ -213,13 +277,27 @@ def build_onnx(model: LightGBMAlignmentModel) -> onnx.ModelProto:
     inv_t = np.array([1.0 / pm.temperature for pm in model.parameters], dtype=np.float32).reshape(1, 1, n_par)
     floor = const("glue_prob_floor", np.array(PROB_FLOOR, dtype=np.float32))
     zero = const("glue_zero", np.array(0.0, dtype=np.float32))
-    adjust = const(
-        "glue_interval_adjust", np.array([[pm.interval_adjust for pm in model.parameters]], dtype=np.float32)
-    )
+    adjust_base = np.array([[pm.interval_adjust for pm in model.parameters]], dtype=np.float32)
+    inverse_t = const("glue_inverse_temperature", inv_t)
+    adjust = const("glue_interval_adjust", adjust_base)
+    if staged:
+        # Rows with a reference walk use the reference stage's temperature and interval adjustment:
+        # value = base + has_ref * (reference - base), exact for has_ref in {0, 1}.
+        refs = [pm.reference for pm in model.parameters]
+        inv_t_ref = np.array([1.0 / r.temperature for r in refs if r], dtype=np.float32).reshape(1, 1, n_par)
+        adjust_ref = np.array([[r.interval_adjust for r in refs if r]], dtype=np.float32)
+        nodes += [
+            mk("Reshape", ["has_ref", const("ref_shape_3", np.array([-1, 1, 1], dtype=np.int64))], ["has_ref_3"]),
+            mk("Mul", ["has_ref_3", const("ref_inverse_t_delta", inv_t_ref - inv_t)], ["ref_inv_t_step"]),
+            mk("Add", [inverse_t, "ref_inv_t_step"], ["glue_inverse_temperature_rows"]),
+            mk("Mul", ["has_ref", const("ref_adjust_delta", adjust_ref - adjust_base)], ["ref_adjust_step"]),
+            mk("Add", [adjust, "ref_adjust_step"], ["glue_interval_adjust_rows"]),
+        ]
+        inverse_t, adjust = "glue_inverse_temperature_rows", "glue_interval_adjust_rows"
     nodes += [
         mk("Max", ["glue_probs", floor], ["glue_probs_floored"], name="glue_floor"),
         mk("Log", ["glue_probs_floored"], ["glue_logp"], name="glue_log"),
-        mk("Mul", ["glue_logp", const("glue_inverse_temperature", inv_t)], ["glue_logits"], name="glue_temperature"),
+        mk("Mul", ["glue_logp", inverse_t], ["glue_logits"], name="glue_temperature"),
         mk("Softmax", ["glue_logits"], ["glue_calibrated"], axis=1, name="glue_softmax"),
         mk(
             "Gather",

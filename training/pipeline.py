@@ -34,6 +34,16 @@ MAX_STEP = np.array([p.max_step for p in catalog.PARAMETERS])
 MIN_CHANGE_ROWS = 8
 
 Predictions = dict[str, np.ndarray]
+# The change-since-reference columns of the model input (catalog.REFERENCE_CHANGE_COLUMNS): a row has a
+# reference walk when any of them is present.
+REFERENCE_INDEX = np.array([catalog.MODEL_INPUT_COLUMNS.index(c) for c in catalog.REFERENCE_CHANGE_COLUMNS])
+# Fewer training rows with a reference walk than this: no reference stage is fitted (small clinic tables).
+MIN_REFERENCE_ROWS = 100
+
+
+def has_reference(x: np.ndarray) -> np.ndarray:
+    """[N] bool: the row carries a reference walk (works on the input and the augmented input)."""
+    return np.asarray(~np.all(np.isnan(x[:, REFERENCE_INDEX]), axis=1))
 
 # Engineered inputs, computed from the raw catalog columns INSIDE the model (the ONNX graph computes
 # them with Sub nodes before the tree ensembles, so the service keeps sending raw catalog features).
@@ -125,6 +135,15 @@ def _predict(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
     return np.asarray(booster.predict(x), dtype=np.float64)
 
 
+def _raw(booster: lgb.Booster, x: np.ndarray) -> np.ndarray:
+    """The booster's raw score (a binary booster's margin: its probability is sigmoid(margin))."""
+    return np.asarray(booster.predict(x, raw_score=True), dtype=np.float64)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
 def direction_targets(corr: np.ndarray, min_change: np.ndarray = MIN_CHANGE) -> np.ndarray:
     """[N,k] classes from corrections: |c| >= min_change decides that a change is needed."""
     cls = np.full(corr.shape, CLASS_NONE, dtype=np.int64)
@@ -182,6 +201,26 @@ class LgbmConfig:
 
 
 @dataclass(slots=True)
+class ReferenceStage:
+    """Boosters fitted only on rows WITH a reference walk, on top of the single-walk model.
+
+    Each starts from the single-walk booster's raw score on those rows (LightGBM init_score) and adds
+    what the change since the reference explains beyond it; at prediction the residual is added only to
+    rows that carry a reference. Rows without one therefore get exactly the single-walk model, whose
+    trees never see a reference column (a shared model let the reference splits blur the single-walk
+    answers: measured, two textbook cases fell from p 0.55-0.58 to 0.45-0.55).
+    """
+
+    classifier: lgb.Booster  # residual margin of P(increase)
+    classifier_dec: lgb.Booster  # residual margin of P(decrease | not increase)
+    magnitude: lgb.Booster
+    magnitude_lo: lgb.Booster
+    magnitude_hi: lgb.Booster
+    temperature: float = 1.0
+    interval_adjust: float = 0.0
+
+
+@dataclass(slots=True)
 class ParameterModel:
     name: str
     # "multiclass": the 3-class booster. "sequential": the binary booster for P(increase).
@@ -195,17 +234,56 @@ class ParameterModel:
     interval_adjust: float = 0.0
     # "sequential" only: the binary booster for P(decrease | not increase).
     classifier_dec: lgb.Booster | None = None
+    # "sequential" only: the residual boosters for rows with a reference walk (None: not fitted).
+    reference: ReferenceStage | None = None
+
+    def _with_reference(self, x: np.ndarray, base: np.ndarray, residual: lgb.Booster) -> np.ndarray:
+        h = has_reference(x)
+        if self.reference is None or not h.any():
+            return base
+        out = base.copy()
+        out[h] += _raw(residual, x[h])
+        return out
 
     def raw_direction(self, x: np.ndarray) -> np.ndarray:
         """[N,3] decrease / none / increase probabilities before temperature scaling."""
         if self.classifier_dec is None:
             return _predict(self.classifier, x)
-        p_inc = _predict(self.classifier, x)
-        p_dec = (1.0 - p_inc) * _predict(self.classifier_dec, x)
+        ref = self.reference
+        m_inc, m_dec = _raw(self.classifier, x), _raw(self.classifier_dec, x)
+        if ref is not None:
+            m_inc = self._with_reference(x, m_inc, ref.classifier)
+            m_dec = self._with_reference(x, m_dec, ref.classifier_dec)
+        p_inc = _sigmoid(m_inc)
+        p_dec = (1.0 - p_inc) * _sigmoid(m_dec)
         return np.stack([p_dec, 1.0 - p_inc - p_dec, p_inc], axis=1)
 
+    def raw_magnitudes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Magnitude and the two quantiles before clipping and the conformal adjustment."""
+        out = [_raw(b, x) for b in (self.magnitude, self.magnitude_lo, self.magnitude_hi)]
+        ref = self.reference
+        if ref is not None:
+            out = [
+                self._with_reference(x, o, b)
+                for o, b in zip(out, (ref.magnitude, ref.magnitude_lo, ref.magnitude_hi), strict=True)
+            ]
+        return out[0], out[1], out[2]
 
-def _calibrate(raw: np.ndarray, temperature: float) -> np.ndarray:
+    def row_temperature(self, x: np.ndarray) -> np.ndarray:
+        """[N,1] temperature: the reference stage's on rows with a reference walk."""
+        t = np.full((len(x), 1), self.temperature)
+        if self.reference is not None:
+            t[has_reference(x)] = self.reference.temperature
+        return t
+
+    def row_interval_adjust(self, x: np.ndarray) -> np.ndarray:
+        a = np.full(len(x), self.interval_adjust)
+        if self.reference is not None:
+            a[has_reference(x)] = self.reference.interval_adjust
+        return a
+
+
+def _calibrate(raw: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
     """Temperature scaling of LightGBM softmax outputs: softmax(log(p) / T) (= scaling the margins)."""
     z = np.log(np.maximum(raw, PROB_FLOOR)) / temperature
     z -= z.max(axis=1, keepdims=True)
@@ -250,18 +328,21 @@ def _train(
     x_val: np.ndarray | None,
     y_val: np.ndarray | None,
     cfg: LgbmConfig,
+    init: np.ndarray | None = None,
+    init_val: np.ndarray | None = None,
 ) -> lgb.Booster:
+    """A booster; with ``init``/``init_val`` (raw scores of another model) it learns the residual."""
     if x_val is not None and y_val is not None and len(x_val) >= cfg.min_valid_rows:
         b = lgb.train(
             params,
-            lgb.Dataset(x, y),
+            lgb.Dataset(x, y, init_score=init),
             cfg.max_rounds,
-            valid_sets=[lgb.Dataset(x_val, y_val)],
+            valid_sets=[lgb.Dataset(x_val, y_val, init_score=init_val)],
             callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)],
         )
         # Keep only the best iteration so predict, the model text and the ONNX graph all agree.
         return lgb.Booster(model_str=b.model_to_string(num_iteration=b.best_iteration))
-    return lgb.train(params, lgb.Dataset(x, y), cfg.fixed_rounds)
+    return lgb.train(params, lgb.Dataset(x, y, init_score=init), cfg.fixed_rounds)
 
 
 def _constant_booster(x: np.ndarray, value: float, cfg: LgbmConfig) -> lgb.Booster:
@@ -287,6 +368,36 @@ class LightGBMAlignmentModel:
         x_cal: np.ndarray | None = None,
         corr_cal: np.ndarray | None = None,
         config: LgbmConfig = LgbmConfig(),
+    ) -> LightGBMAlignmentModel:
+        """The single-walk model on rows without a reference walk, then (sequential direction, enough
+        rows of both kinds) the reference stage on rows with one (see ReferenceStage)."""
+        h = has_reference(x)
+        hc = has_reference(x_cal) if x_cal is not None else np.zeros(0, bool)
+        staged = config.direction == "sequential" and min(int(h.sum()), int((~h).sum())) >= MIN_REFERENCE_ROWS
+        if not staged:
+            return cls._fit_single(x, corr, x_cal, corr_cal, config)
+        model = cls._fit_single(
+            x[~h],
+            corr[~h],
+            x_cal[~hc] if x_cal is not None else None,
+            corr_cal[~hc] if corr_cal is not None else None,
+            config,
+        )
+        xr = augment(x[h], config.engineered)
+        xrc = augment(x_cal[hc], config.engineered) if x_cal is not None else None
+        crc = corr_cal[hc] if corr_cal is not None else None
+        for j, pm in enumerate(model.parameters):
+            pm.reference = _fit_reference_stage(j, pm, xr, corr[h], xrc, crc, config)
+        return model
+
+    @classmethod
+    def _fit_single(
+        cls,
+        x: np.ndarray,
+        corr: np.ndarray,
+        x_cal: np.ndarray | None,
+        corr_cal: np.ndarray | None,
+        config: LgbmConfig,
     ) -> LightGBMAlignmentModel:
         x = augment(x, config.engineered)
         x_cal = augment(x_cal, config.engineered) if x_cal is not None else None
@@ -356,15 +467,108 @@ class LightGBMAlignmentModel:
         x = augment(x, self.config.engineered)
         out = {k: np.zeros((len(x), len(self.parameters))) for k in OUTPUT_NAMES}
         for j, pm in enumerate(self.parameters):
-            p = _calibrate(pm.raw_direction(x), pm.temperature)
+            p = _calibrate(pm.raw_direction(x), pm.row_temperature(x))
             out["p_decrease"][:, j] = p[:, CLASS_DECREASE]
             out["p_increase"][:, j] = p[:, CLASS_INCREASE]
-            m = np.maximum(_predict(pm.magnitude, x), 0.0)
+            raw_m, raw_lo, raw_hi = pm.raw_magnitudes(x)
+            adjust = pm.row_interval_adjust(x)
+            m = np.maximum(raw_m, 0.0)
             out["magnitude"][:, j] = m
-            lo = _predict(pm.magnitude_lo, x) - pm.interval_adjust
-            out["magnitude_lo"][:, j] = np.maximum(np.minimum(lo, m), 0.0)
-            out["magnitude_hi"][:, j] = np.maximum(_predict(pm.magnitude_hi, x) + pm.interval_adjust, m)
+            out["magnitude_lo"][:, j] = np.maximum(np.minimum(raw_lo - adjust, m), 0.0)
+            out["magnitude_hi"][:, j] = np.maximum(raw_hi + adjust, m)
         return out
+
+
+def _conformal_adjust(m: np.ndarray, lo: np.ndarray, hi: np.ndarray, truth: np.ndarray) -> float:
+    """CQR widening of the 10-90% interval on calibration rows (Romano et al. 2019)."""
+    m = np.maximum(m, 0.0)
+    score = np.maximum(np.minimum(lo, m) - truth, truth - np.maximum(hi, m))
+    level = min(1.0, (QUANTILES[1] - QUANTILES[0]) * (1 + 1 / len(truth)))
+    return float(np.quantile(score, level))
+
+
+def _fit_reference_stage(
+    j: int,
+    pm: ParameterModel,
+    x: np.ndarray,
+    corr: np.ndarray,
+    x_cal: np.ndarray | None,
+    corr_cal: np.ndarray | None,
+    config: LgbmConfig,
+) -> ReferenceStage:
+    """Residual boosters for parameter j on (augmented) rows with a reference walk."""
+    assert pm.classifier_dec is not None
+    y = direction_targets(corr)[:, j]
+    yv = direction_targets(corr_cal)[:, j] if corr_cal is not None else None
+    mono = monotone_signs(pm.name, config.monotone, config.engineered)
+    extra: dict[str, object] = {"objective": "binary"}
+    if any(mono):
+        extra["monotone_constraints_method"] = config.monotone_method
+    inc_extra = {**extra, "monotone_constraints": [-m for m in mono]} if any(mono) else extra
+    dec_extra = {**extra, "monotone_constraints": list(mono)} if any(mono) else extra
+
+    def init(b: lgb.Booster, rows: np.ndarray | None) -> np.ndarray | None:
+        return None if rows is None else _raw(b, rows)
+
+    clf = _train(
+        config.params(len(x), **inc_extra),
+        x,
+        (y == CLASS_INCREASE).astype(np.float64),
+        x_cal,
+        (yv == CLASS_INCREASE).astype(np.float64) if yv is not None else None,
+        config,
+        init(pm.classifier, x),
+        init(pm.classifier, x_cal),
+    )
+    rest = y != CLASS_INCREASE
+    rest_v = yv != CLASS_INCREASE if yv is not None else None
+    xvd = x_cal[rest_v] if x_cal is not None and rest_v is not None else None
+    clf_dec = _train(
+        config.params(int(rest.sum()), **dec_extra),
+        x[rest],
+        (y[rest] == CLASS_DECREASE).astype(np.float64),
+        xvd,
+        (yv[rest_v] == CLASS_DECREASE).astype(np.float64) if yv is not None and rest_v is not None else None,
+        config,
+        init(pm.classifier_dec, x[rest]),
+        init(pm.classifier_dec, xvd),
+    )
+    need = y != CLASS_NONE
+    need_v = yv != CLASS_NONE if yv is not None else None
+    xv = x_cal[need_v] if x_cal is not None and need_v is not None else None
+    mv = np.abs(corr_cal[need_v, j]) if corr_cal is not None and need_v is not None else None
+    objectives: list[dict[str, object]] = [{"objective": config.magnitude_objective}]
+    objectives += [{"objective": "quantile", "alpha": a} for a in QUANTILES]
+    regs: list[lgb.Booster] = []
+    for base, obj in zip((pm.magnitude, pm.magnitude_lo, pm.magnitude_hi), objectives, strict=True):
+        if need.sum() >= MIN_CHANGE_ROWS:
+            regs.append(
+                _train(
+                    config.params(int(need.sum()), **obj),
+                    x[need],
+                    np.abs(corr[need, j]),
+                    xv,
+                    mv,
+                    config,
+                    init(base, x[need]),
+                    init(base, xv),
+                )
+            )
+        else:
+            regs.append(_constant_booster(x, 0.0, config))  # no residual
+    stage = ReferenceStage(
+        classifier=snap_thresholds(clf),
+        classifier_dec=snap_thresholds(clf_dec),
+        magnitude=snap_thresholds(regs[0]),
+        magnitude_lo=snap_thresholds(regs[1]),
+        magnitude_hi=snap_thresholds(regs[2]),
+    )
+    pm.reference = stage
+    if x_cal is not None and yv is not None and len(x_cal):
+        stage.temperature = _fit_temperature(pm.raw_direction(x_cal), yv)
+    if xv is not None and mv is not None and len(mv) >= 10:
+        stage.interval_adjust = _conformal_adjust(*pm.raw_magnitudes(xv), mv)
+    return stage
 
 
 @dataclass(slots=True)

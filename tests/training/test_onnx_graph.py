@@ -27,21 +27,30 @@ def test_one_tree_ensemble_node_and_no_identity(tiny_run: dict) -> None:
     trees = [n for n in model.graph.node if n.op_type in TREE_OPS]
     assert len(trees) == 1 and trees[0].op_type == "TreeEnsembleRegressor" and trees[0].domain == "ai.onnx.ml"
     assert "Identity" not in ops and "ZipMap" not in ops
-    assert len(ops) <= 30, ops
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in trees[0].attribute}
+    assert len(ops) <= 45, ops
+    # The reference stage: a second ensemble inside the one If node, run only for batches with a
+    # reference walk.
+    (branch_node,) = [n for n in model.graph.node if n.op_type == "If"]
+    branches = {a.name: a.g for a in branch_node.attribute}
+    (residual,) = [n for n in branches["then_branch"].node if n.op_type in TREE_OPS]
+    assert not any(n.op_type in TREE_OPS for n in branches["else_branch"].node)
     n_par = len(catalog.PARAMETER_NAMES)
-    assert attrs["n_targets"] == 5 * n_par  # inc margins, dec margins, magnitude, lo, hi
-    assert attrs["post_transform"] == b"NONE" and attrs["aggregate_function"] == b"SUM"
-    assert set(attrs["target_ids"]) == set(range(5 * n_par))
-    # Every tree of every booster is in the node, each once, with NaN routing kept.
     state = tiny_run["state"]
-    boosters = [
-        b
-        for pm in state.model.parameters
-        for b in (pm.classifier, pm.classifier_dec, pm.magnitude, pm.magnitude_lo, pm.magnitude_hi)
-    ]
-    assert len(set(attrs["nodes_treeids"])) == sum(_n_trees(b) for b in boosters)
-    assert "nodes_missing_value_tracks_true" in attrs and any(attrs["nodes_missing_value_tracks_true"])
+    assert all(pm.reference is not None for pm in state.model.parameters)
+    for node, stage in ((trees[0], "base"), (residual, "reference")):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["n_targets"] == 5 * n_par  # inc margins, dec margins, magnitude, lo, hi
+        assert attrs["post_transform"] == b"NONE" and attrs["aggregate_function"] == b"SUM"
+        assert set(attrs["target_ids"]) == set(range(5 * n_par))
+        # Every tree of every booster is in its node, each once, with NaN routing kept.
+        boosters = [
+            b
+            for pm in state.model.parameters
+            for owner in ((pm,) if stage == "base" else (pm.reference,))
+            for b in (owner.classifier, owner.classifier_dec, owner.magnitude, owner.magnitude_lo, owner.magnitude_hi)  # type: ignore[union-attr]
+        ]
+        assert len(set(attrs["nodes_treeids"])) == sum(_n_trees(b) for b in boosters)
+        assert "nodes_missing_value_tracks_true" in attrs and any(attrs["nodes_missing_value_tracks_true"])
 
 
 def test_binary_converter_convention_is_sigmoid_of_margin(tiny_run: dict) -> None:

@@ -154,3 +154,39 @@ def test_bundled_artifact_is_valid() -> None:
     for k in OUTPUT_NAMES:
         np.testing.assert_allclose(out[k], np.array(m["golden"]["outputs"][k]), atol=m["golden"]["atol"])
     assert (art / "model.onnx").stat().st_size < 5_000_000
+
+
+def test_reference_stage_leaves_single_walk_answers_untouched(tiny_run: dict) -> None:
+    """Rows without a reference walk get exactly the model fitted on such rows alone; rows with one
+    get the residual stage, in Python and in the exported graph alike."""
+    from tests.training.conftest import TINY_CONFIG
+    from training import cohort
+    from training.pipeline import LightGBMAlignmentModel, has_reference
+
+    df = cohort.simulate(cohort.CohortConfig(n_patients=120, n_assessments=3, seed=5))
+    x, corr = dataset.model_inputs(df), dataset.corrections(df)
+    h = has_reference(x)
+    assert h.sum() >= 100 and (~h).sum() >= 100
+    staged = LightGBMAlignmentModel.fit(x, corr, config=TINY_CONFIG)
+    alone = LightGBMAlignmentModel.fit(x[~h], corr[~h], config=TINY_CONFIG)
+    assert all(pm.reference is not None for pm in staged.parameters)
+    assert all(pm.reference is None for pm in alone.parameters)
+    a, b = staged.predict(x[~h]), alone.predict(x[~h])
+    for k in OUTPUT_NAMES:
+        np.testing.assert_array_equal(a[k], b[k])
+    # With a reference the stage answers differently from the same walk sent alone.
+    blanked = x[h].copy()
+    blanked[:, catalog.MODEL_INPUT_COLUMNS.index(catalog.REFERENCE_CHANGE_COLUMNS[0]) :] = np.nan
+    with_ref, without = staged.predict(x[h]), staged.predict(blanked)
+    assert np.abs(with_ref["p_increase"] - without["p_increase"]).max() > 0.01
+    np.testing.assert_array_equal(without["p_increase"], alone.predict(blanked)["p_increase"])
+    # The exported bundle of the tiny run is staged too, and its graph gates the stage per row.
+    state = tiny_run["state"]
+    assert all(pm.reference is not None for pm in state.model.parameters)
+    xt = dataset.model_inputs(state.test_frame)
+    ht = has_reference(xt)
+    assert ht.any() and (~ht).any()
+    ox = run_onnx(onnx.load(str(tiny_run["artifact"] / "model.onnx")), xt)
+    py = state.model.predict(xt)
+    for k in OUTPUT_NAMES:
+        assert np.abs(py[k] - ox[k]).max() <= PARITY_ATOL, k

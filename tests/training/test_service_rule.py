@@ -76,16 +76,27 @@ def test_monotone_constraints_hold_end_to_end(tiny_run: dict, artifact_dir: Path
 
     state = tiny_run["state"]
     cfg = state.model.config
-    x0 = dataset_rows(state.test_frame)[:20]
+    from training.pipeline import has_reference
+
+    x_all = dataset_rows(state.test_frame)
+    h = has_reference(x_all)
+    x0 = np.concatenate([x_all[~h][:10], x_all[h][:10]])  # the reference stage is constrained too
+    assert h.sum() >= 10 and (~h).sum() >= 10
     onx = (artifact_dir / "model.onnx").read_bytes()
+    r0 = catalog.MODEL_INPUT_COLUMNS.index(catalog.REFERENCE_CHANGE_COLUMNS[0])
     checked = 0
     for j, name in enumerate(catalog.PARAMETER_NAMES):
         signs = monotone_signs(name, cfg.monotone, cfg.engineered)[: len(catalog.MODEL_INPUT_COLUMNS)]
         for c, s in enumerate(signs):
             if not s:
                 continue
-            spec = catalog.FEATURES[c]
-            grid = np.linspace(spec.min_value, spec.max_value, 41, dtype=np.float32)
+            if c >= r0:  # a change since the reference: up to half the valid range either way
+                spec = catalog.FEATURES[c - r0]
+                half = (spec.max_value - spec.min_value) / 2
+                grid = np.linspace(-half, half, 41, dtype=np.float32)
+            else:
+                spec = catalog.FEATURES[c]
+                grid = np.linspace(spec.min_value, spec.max_value, 41, dtype=np.float32)
             rows = np.repeat(x0, len(grid), axis=0)
             rows[:, c] = np.tile(grid, len(x0))
             out = run_onnx(onx, rows)
