@@ -9,6 +9,7 @@ pays (settings, manifests).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,6 +72,62 @@ class GaitAssessment:
     # Catalog indices computed by the service (e.g. asymmetries from per-side values).
     derived: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInput:
+    """Many assessments as received, in columns: the edge fills it without an object per feature.
+
+    Features are flattened assessment by assessment; `feature_counts[i]` of them belong to item i.
+    """
+
+    assessment_ids: list[str]
+    patients: list[PatientContextInput | None]
+    feature_counts: list[int]
+    names: list[str]
+    values: list[float]
+    units: list[str]
+    sources: list[SensorKind | None]
+
+    def item(self, i: int, start: int) -> AssessmentInput:
+        """Item i (its features start at flat position `start`) as one AssessmentInput."""
+        end = start + self.feature_counts[i]
+        feats = tuple(map(FeatureInput, self.names[start:end], self.values[start:end], self.units[start:end], self.sources[start:end]))
+        return AssessmentInput(self.assessment_ids[i], self.patients[i], feats)
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentBatch:
+    """Validated assessments in columns (what the recommender works on), row r = assessment r.
+
+    Equivalent to a sequence of GaitAssessment minus `sources`, which nothing downstream reads.
+    """
+
+    assessment_ids: list[str]
+    # [n, len(FEATURES)] in canonical units, catalog order, NaN where not sent.
+    values: FloatArray
+    levels: list[AmputationLevel]
+    body_mass_kg: list[float]
+    k_level: list[int | None]
+    derived: list[tuple[int, ...]]
+    warnings: list[tuple[str, ...]]
+
+    @classmethod
+    def of(cls, assessments: Sequence[GaitAssessment]) -> AssessmentBatch:
+        if not assessments:
+            raise ValueError("an AssessmentBatch needs at least one assessment")
+        return cls(
+            assessment_ids=[a.assessment_id for a in assessments],
+            values=np.stack([a.values for a in assessments]),
+            levels=[a.patient.amputation_level for a in assessments],
+            body_mass_kg=[a.patient.body_mass_kg for a in assessments],
+            k_level=[a.patient.k_level for a in assessments],
+            derived=[a.derived for a in assessments],
+            warnings=[a.warnings for a in assessments],
+        )
+
+    def __len__(self) -> int:
+        return len(self.assessment_ids)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from service.catalog import (
 )
 from service.domain import (
     Adjustment,
+    AssessmentBatch,
     ConfidenceLevel,
     Deviation,
     FloatArray,
@@ -107,16 +108,15 @@ class Policy:
         return cls(mins, steps, min_confidence, deviation_z, explain)
 
 
-def model_input(assessments: Sequence[GaitAssessment]) -> FloatArray:
+def model_input(assessments: Sequence[GaitAssessment] | AssessmentBatch) -> FloatArray:
     """[n, len(MODEL_INPUT_COLUMNS)] in catalog order: features, then patient context."""
-    x = np.full((len(assessments), len(MODEL_INPUT_COLUMNS)), np.nan)
-    for r, a in enumerate(assessments):
-        x[r, :N_FEATURES] = a.values
-        p = a.patient
-        x[r, _CTX["context_transfemoral"]] = 1.0 if p.amputation_level is AmputationLevel.TRANSFEMORAL else 0.0
-        x[r, _CTX["context_body_mass_kg"]] = p.body_mass_kg
-        if p.k_level is not None:
-            x[r, _CTX["context_k_level"]] = float(p.k_level)
+    b = assessments if isinstance(assessments, AssessmentBatch) else AssessmentBatch.of(assessments)
+    x = np.empty((len(b), len(MODEL_INPUT_COLUMNS)))
+    x[:, :N_FEATURES] = b.values
+    tf = AmputationLevel.TRANSFEMORAL
+    x[:, _CTX["context_transfemoral"]] = [1.0 if lvl is tf else 0.0 for lvl in b.levels]
+    x[:, _CTX["context_body_mass_kg"]] = b.body_mass_kg
+    x[:, _CTX["context_k_level"]] = [np.nan if k is None else float(k) for k in b.k_level]
     return x
 
 
@@ -400,11 +400,14 @@ class Recommender:
         self._last = (params, t)
         return t
 
-    def recommend(self, model: OnnxModel, assessments: Sequence[GaitAssessment], *, explain: bool | None = None) -> list[Recommendation]:
-        if not assessments:
+    def recommend(
+        self, model: OnnxModel, assessments: Sequence[GaitAssessment] | AssessmentBatch, *, explain: bool | None = None
+    ) -> list[Recommendation]:
+        if not len(assessments):
             return []
+        batch = assessments if isinstance(assessments, AssessmentBatch) else AssessmentBatch.of(assessments)
         pol = self.policy
-        x = model_input(assessments)
+        x = model_input(batch)
         pred = model.predict(x)
         do_explain = self.policy.explain if explain is None else explain
         ref = ModelRef(model.name, model.version, model.sha256)
@@ -413,7 +416,7 @@ class Recommender:
         tab = last[1] if last is not None and last[0] is params else self._model_tables(params)
         n_params = len(params)
         tf = AmputationLevel.TRANSFEMORAL
-        level_l = [1 if a.patient.amputation_level is tf else 0 for a in assessments]
+        level_l = [1 if lvl is tf else 0 for lvl in batch.levels]
         n_tf = sum(level_l)
         uniform = n_tf == 0 or n_tf == len(level_l)
 
@@ -505,7 +508,8 @@ class Recommender:
 
         feature_columns = model.feature_columns
         out: list[Recommendation] = []
-        for r, a in enumerate(assessments):
+        ids, all_warnings, all_derived = batch.assessment_ids, batch.warnings, batch.derived
+        for r in range(n):
             li = level_l[r]
             level = _LEVELS[li]
             ds, de = dev_start[r], dev_start[r + 1]
@@ -562,7 +566,7 @@ class Recommender:
             if pattern_rows[r]:
                 findings = _findings(pat_ids[pat_hit[r]].tolist(), frozenset(adj.parameter for adj in adjustments), explained)
             overall = float(overall)
-            warnings = a.warnings
+            warnings = all_warnings[r]
             n_p = int(n_present)
             if n_p < MIN_INFORMATIVE_FEATURES:
                 warnings = (*warnings, f"only {n_p} feature(s) sent: too little information for a confident answer")
@@ -593,14 +597,14 @@ class Recommender:
                 self._missing_cache[mkey] = missing
             out.append(
                 Recommendation(
-                    assessment_id=a.assessment_id,
+                    assessment_id=ids[r],
                     model=ref,
                     adjustments=adjustments,
                     no_change_needed=not adjustments,
                     deviations=deviations,
                     non_alignment_findings=findings,
                     missing_features=missing,
-                    imputed_features=tuple(FEATURE_NAMES[i] for i in a.derived) if a.derived else (),
+                    imputed_features=tuple(FEATURE_NAMES[i] for i in all_derived[r]) if all_derived[r] else (),
                     overall_confidence=round(overall, 4),
                     confidence_level=conf_level,
                     suggested_measurements=suggestions,

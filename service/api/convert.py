@@ -19,6 +19,7 @@ from service.catalog import (
 )
 from service.domain import (
     AssessmentInput,
+    BatchInput,
     FeatureInput,
     PatientContextInput,
     Recommendation,
@@ -47,19 +48,47 @@ _PLANE_OUT = {Plane(name.removeprefix("ANATOMICAL_PLANE_")): n for name, n in pb
 _CONF_OUT: dict[str, int] = {name.removeprefix("CONFIDENCE_LEVEL_"): n for name, n in pb.ConfidenceLevel.items() if n}
 
 
+def _patient_from_proto(msg: pb.GaitAssessment) -> PatientContextInput | None:
+    if not msg.HasField("patient"):
+        return None
+    p = msg.patient
+    return PatientContextInput(
+        amputation_level=_LEVEL_IN.get(p.amputation_level),
+        prosthetic_side=_SIDE_IN.get(p.prosthetic_side),
+        body_mass_kg=p.body_mass_kg,
+        height_m=p.height_m if p.HasField("height_m") else None,
+        k_level=p.k_level if p.HasField("k_level") else None,
+        foot_type=_FOOT_IN.get(p.foot_type, ""),
+        knee_type=_KNEE_IN.get(p.knee_type, ""),
+    )
+
+
+def batch_from_proto(msgs: Sequence[pb.GaitAssessment]) -> BatchInput:
+    """Many assessments as columns: one list per feature field, no object per feature.
+
+    Reading the fields of each FeatureValue is the one per-feature Python step left (upb attribute
+    reads); validation then works on the columns with numpy.
+    """
+    flat: list[pb.FeatureValue] = []
+    counts: list[int] = []
+    for m in msgs:
+        fs = m.features
+        counts.append(len(fs))
+        flat.extend(fs)
+    src = _SENSOR_IN.get
+    return BatchInput(
+        assessment_ids=[m.assessment_id for m in msgs],
+        patients=[_patient_from_proto(m) for m in msgs],
+        feature_counts=counts,
+        names=[f.name for f in flat],
+        values=[f.value for f in flat],
+        units=[f.unit for f in flat],
+        sources=[src(f.source) for f in flat],
+    )
+
+
 def assessment_from_proto(msg: pb.GaitAssessment) -> AssessmentInput:
-    patient = None
-    if msg.HasField("patient"):
-        p = msg.patient
-        patient = PatientContextInput(
-            amputation_level=_LEVEL_IN.get(p.amputation_level),
-            prosthetic_side=_SIDE_IN.get(p.prosthetic_side),
-            body_mass_kg=p.body_mass_kg,
-            height_m=p.height_m if p.HasField("height_m") else None,
-            k_level=p.k_level if p.HasField("k_level") else None,
-            foot_type=_FOOT_IN.get(p.foot_type, ""),
-            knee_type=_KNEE_IN.get(p.knee_type, ""),
-        )
+    patient = _patient_from_proto(msg)
     src = _SENSOR_IN.get
     # A list comprehension, then one tuple: cheaper than tuple(generator) per feature.
     features = tuple([FeatureInput(f.name, f.value, f.unit, src(f.source)) for f in msg.features])

@@ -177,3 +177,26 @@ def test_deadline_shorter_than_the_work_is_deadline_exceeded(client: AlignmentCl
     req = spb.BatchRecommendAdjustmentsRequest(assessments=[a] * 1000)
     err = rpc_error(client.stub.BatchRecommendAdjustments, req, timeout=0.005)
     assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_batch_with_many_bad_items_reports_each_and_answers_the_rest(client: AlignmentClient) -> None:
+    good = load_assessment(EXAMPLES / "toe_out_transtibial.json")
+    bad = _assessment({"walking_speed_m_per_s": 99.0, "cadence_steps_per_min": (2.0, "furlong"), "no_such_feature": 1.0})
+    items = [bad if i % 4 == 1 else good for i in range(400)]
+    resp = client.recommend_batch(items)
+    assert len(resp.results) == 400
+    for i, r in enumerate(resp.results):
+        if i % 4 == 1:
+            assert r.WhichOneof("result") == "error"
+            fields = {v.field: v for v in r.error.field_violations}
+            assert set(fields) == {
+                f"assessments[{i}].features[0].value",
+                f"assessments[{i}].features[1].unit",
+                f"assessments[{i}].features[2].name",
+            }
+            assert "0.05 to 3 m/s" in fields[f"assessments[{i}].features[0].value"].description
+            assert "furlong" in fields[f"assessments[{i}].features[1].unit"].description
+        else:
+            assert r.WhichOneof("result") == "recommendation"
+            assert r.recommendation.assessment_id == r.assessment_id == good.assessment_id
+            assert r.recommendation.adjustments
