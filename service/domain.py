@@ -87,7 +87,9 @@ class BatchInput:
     names: list[str]
     values: list[float]
     units: list[str]
-    sources: list[SensorKind | None]
+    # Read only for items that fail validation (a GaitAssessment keeps them; nothing downstream of a
+    # batch does), so the edge may pass a lazy sequence.
+    sources: Sequence[SensorKind | None]
 
     def item(self, i: int, start: int) -> AssessmentInput:
         """Item i (its features start at flat position `start`) as one AssessmentInput."""

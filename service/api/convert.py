@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, overload
 
 from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
@@ -75,7 +75,6 @@ def batch_from_proto(msgs: Sequence[pb.GaitAssessment]) -> BatchInput:
         fs = m.features
         counts.append(len(fs))
         flat.extend(fs)
-    src = _SENSOR_IN.get
     return BatchInput(
         assessment_ids=[m.assessment_id for m in msgs],
         patients=[_patient_from_proto(m) for m in msgs],
@@ -83,8 +82,27 @@ def batch_from_proto(msgs: Sequence[pb.GaitAssessment]) -> BatchInput:
         names=[f.name for f in flat],
         values=[f.value for f in flat],
         units=[f.unit for f in flat],
-        sources=[src(f.source) for f in flat],
+        sources=_Sources(flat),
     )
+
+
+class _Sources(Sequence[SensorKind | None]):
+    """The features' sources, read from the messages only when asked (for items that fail validation)."""
+
+    def __init__(self, features: list[pb.FeatureValue]) -> None:
+        self._features = features
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    @overload
+    def __getitem__(self, i: int) -> SensorKind | None: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[SensorKind | None]: ...
+    def __getitem__(self, i: int | slice) -> SensorKind | list[SensorKind | None] | None:
+        if isinstance(i, slice):
+            return [_SENSOR_IN.get(f.source) for f in self._features[i]]
+        return _SENSOR_IN.get(self._features[i].source)
 
 
 def assessment_from_proto(msg: pb.GaitAssessment) -> AssessmentInput:
