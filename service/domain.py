@@ -118,9 +118,12 @@ class AssessmentBatch:
     def of(cls, assessments: Sequence[GaitAssessment]) -> AssessmentBatch:
         if not assessments:
             raise ValueError("an AssessmentBatch needs at least one assessment")
+        values = np.empty((len(assessments), len(assessments[0].values)))
+        for r, a in enumerate(assessments):  # cheaper than np.stack for the usual single assessment
+            values[r] = a.values
         return cls(
             assessment_ids=[a.assessment_id for a in assessments],
-            values=np.stack([a.values for a in assessments]),
+            values=values,
             levels=[a.patient.amputation_level for a in assessments],
             body_mass_kg=[a.patient.body_mass_kg for a in assessments],
             k_level=[a.patient.k_level for a in assessments],
