@@ -142,19 +142,18 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
             # The whole batch is validated at once; a bad item gets its own error and the others are
             # still answered (DEVELOPERS: nothing already accepted is lost).
             batch, good, errors = validate_batch(convert.batch_from_proto(msgs), self.limits)
-            results = resp.results
-            for msg in msgs:
-                results.add(assessment_id=msg.assessment_id)
+            add = resp.results.add
+            items = [add(assessment_id=msg.assessment_id) for msg in msgs]
             for i, exc in errors.items():
                 self._count_rejections(exc)
-                results[i].error.CopyFrom(item_error(_prefixed_error(exc, f"assessments[{i}].")))
+                items[i].error.CopyFrom(item_error(_prefixed_error(exc, f"assessments[{i}].")))
             if batch is not None and _expired(context):
                 # Validation of a big batch can outlast the deadline: skip the model work nobody awaits.
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the model ran")
             if batch is not None:
                 recs = self.recommender.recommend(model, batch, explain=False)
                 for rec, i in zip(recs, good, strict=True):
-                    convert.recommendation_to_proto(rec, results[i].recommendation)
+                    convert.recommendation_to_proto(rec, items[i].recommendation)
                 self._count("BatchRecommendAdjustments", recs)
             return resp
 
