@@ -118,8 +118,12 @@ class AssessmentBatch:
     def of(cls, assessments: Sequence[GaitAssessment]) -> AssessmentBatch:
         if not assessments:
             raise ValueError("an AssessmentBatch needs at least one assessment")
+        if len(assessments) == 1:  # the single-assessment RPCs: no copies, no per-field loops
+            a = assessments[0]
+            p = a.patient
+            return cls([a.assessment_id], a.values[None, :], [p.amputation_level], [p.body_mass_kg], [p.k_level], [a.derived], [a.warnings])
         values = np.empty((len(assessments), len(assessments[0].values)))
-        for r, a in enumerate(assessments):  # cheaper than np.stack for the usual single assessment
+        for r, a in enumerate(assessments):
             values[r] = a.values
         return cls(
             assessment_ids=[a.assessment_id for a in assessments],

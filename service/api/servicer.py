@@ -75,8 +75,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         finally:
             dt = time.perf_counter() - t0
             m.in_flight.dec()
-            m.requests.labels(rpc, code).inc()
-            m.latency.labels(rpc, code).observe(dt)
+            m.observe_rpc(rpc, code, dt)
 
     def _count_rejections(self, exc: BaseException) -> None:
         if isinstance(exc, InvalidInputError):
@@ -85,9 +84,15 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
 
     def _count(self, rpc: str, recs: list[Recommendation]) -> None:
         m = self.metrics
-        m.assessments.labels(rpc).inc(len(recs))
-        # Counted locally, then one metric update per label: a batch of 1000 would otherwise take
-        # ~1000 locked prometheus updates.
+        m.child(m.assessments, rpc).inc(len(recs))
+        if len(recs) == 1:
+            r = recs[0]
+            if r.no_change_needed:
+                m.no_change.inc()
+            for a in r.adjustments:
+                m.child(m.recommendations, a.parameter.value, "increase" if a.change > 0 else "decrease").inc()
+            return
+        # A batch: counted locally, then one metric update per label.
         no_change = 0
         per_label: Counter[tuple[str, str]] = Counter()
         for r in recs:
@@ -98,7 +103,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         if no_change:
             m.no_change.inc(no_change)
         for (param, way), k in per_label.items():
-            m.recommendations.labels(param, way).inc(k)
+            m.child(m.recommendations, param, way).inc(k)
 
     def _validate(self, msg: pb.GaitAssessment) -> GaitAssessment:
         return validate_assessment(convert.assessment_from_proto(msg), self.limits)
@@ -193,8 +198,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
             )
         finally:
             m.in_flight.dec()
-            m.requests.labels("StreamRecommendAdjustments", code).inc()
-            m.latency.labels("StreamRecommendAdjustments", code).observe(time.perf_counter() - t0)
+            m.observe_rpc("StreamRecommendAdjustments", code, time.perf_counter() - t0)
 
     def GetModel(self, request: spb.GetModelRequest, context: grpc.ServicerContext) -> spb.GetModelResponse:
         def run() -> spb.GetModelResponse:
