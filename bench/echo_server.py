@@ -1,6 +1,6 @@
 """The ceiling of Python gRPC: the same grpc.server as service/api/server.py, with no work behind it.
 
-Same framework settings as build_server(): a ThreadPoolExecutor of Settings().grpc_threads threads,
+Same framework and process settings as build_server() (including tune_gc): a ThreadPoolExecutor of Settings().grpc_threads threads,
 the same channel options (message size limits, SO_REUSEPORT when several processes share the port),
 maximum_concurrent_rpcs, the same generated AlignmentService servicer and the grpc.health.v1 service.
 RecommendAdjustments parses the real request (the generated deserializer runs, as in the service) and
@@ -26,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
+from service.api.server import tune_gc
 from service.settings import Settings
 
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     canned = spb.RecommendAdjustmentsResponse.FromString(args.response_file.read_bytes())
     server, port = build(args.address, canned, args.reuse_port)
+    tune_gc()  # the same process settings as `python -m service` (serve_one)
     stop = threading.Event()
 
     def on_term(_signum: int, _frame: FrameType | None) -> None:

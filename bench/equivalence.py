@@ -159,7 +159,123 @@ def run_all() -> dict[str, Any]:
         for key, recs in (("single", single), ("batch", batch), ("explain", explain), ("explain_single", explain_single)):
             result[f"{pname}/{key}"] = recs
             result[f"{pname}/{key}/proto"] = [convert.recommendation_to_proto(r).SerializeToString() for r in recs]
+    # The RPC handlers end to end (batch items interleaved with bad ones).
+    rpc_msgs = list(msgs)
+    for k, m in enumerate(bad_messages()):
+        rpc_msgs.insert((k * 37) % len(rpc_msgs), m)
+    result.update(servicer_outputs(model, rpc_msgs))
     return result
+
+
+class _Registry:
+    """The one model, as ModelRegistry.get gives it (the servicer needs nothing else here)."""
+
+    def __init__(self, model: OnnxModel) -> None:
+        self.model = model
+
+    def get(self, version: str = "") -> OnnxModel:
+        return self.model
+
+
+class _Context:
+    """A live call with no deadline: enough of grpc.ServicerContext for the handlers."""
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def is_active(self) -> bool:
+        return True
+
+    def code(self) -> None:
+        return None
+
+    def abort(self, code: object, details: str) -> None:
+        raise RuntimeError(f"abort {code}: {details}")
+
+
+def servicer_outputs(model: OnnxModel, msgs: list[pb.GaitAssessment]) -> dict[str, Any]:
+    """What the RPC handlers answer (serialized responses), batch and single, bad items included.
+
+    Batches of 500 mix valid and invalid items (and a batch of only invalid ones), so the per-item
+    errors, their field paths and the good items' answers are all compared byte for byte.
+    """
+    from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
+    from service.api.metrics import Metrics
+    from service.api.servicer import AlignmentServicer
+    from service.validation import Limits
+
+    ctx: Any = _Context()
+    out: dict[str, Any] = {}
+    for pname, pol in _policies().items():
+        svc = AlignmentServicer(
+            _Registry(model),  # type: ignore[arg-type]
+            Recommender(pol),
+            Metrics(),
+            limits=Limits(),
+            max_batch_size=10_000,
+            max_stream_messages=100,
+        )
+        batches = [msgs[s : s + 500] for s in range(0, len(msgs), 500)]
+        bad = [m for m in msgs if m.assessment_id.startswith("bad-")]
+        batches.append(bad)
+        out[f"{pname}/rpc_batch"] = [
+            svc.BatchRecommendAdjustments(spb.BatchRecommendAdjustmentsRequest(assessments=b), ctx).SerializeToString()
+            for b in batches
+        ]
+        single: list[bytes] = []
+        for m in msgs[:300]:
+            try:
+                single.append(svc.RecommendAdjustments(spb.RecommendAdjustmentsRequest(assessment=m), ctx).SerializeToString())
+            except Exception as exc:  # the handler aborts with INVALID_ARGUMENT: compare the message
+                single.append(repr(exc).encode())
+        out[f"{pname}/rpc_single"] = single
+    return out
+
+
+def bad_messages() -> list[pb.GaitAssessment]:
+    """Items with one or many problems each (every violation kind validation reports)."""
+    bad: list[pb.GaitAssessment] = []
+    rng = random.Random(7)
+    names = [f.name for f in FEATURES]
+    for n in range(60):
+        level = rng.choice(list(AmputationLevel))
+        feats: list[tuple[str, float, str, SensorKind | None]] = [
+            (f.name, f.normative[level].mean, "", None) for f in FEATURES if rng.random() < 0.5
+        ]
+        kind = n % 12
+        if kind == 0:
+            feats.append(("cadense_steps_per_min", 100.0, "", None))
+        elif kind == 1 and feats:
+            feats.append(feats[0])
+        elif kind == 2 and feats:
+            feats[0] = (feats[0][0], float("nan"), "", None)
+        elif kind == 3 and feats:
+            feats[-1] = (feats[-1][0], float("inf"), "", None)
+        elif kind == 4 and feats:
+            feats[0] = (feats[0][0], feats[0][1], "furlong", None)
+        elif kind == 5:
+            feats.append(("walking_speed_m_per_s", 99.0, "", None))
+            feats.append(("cadence_steps_per_min", -5.0, "", None))
+            feats.append(("step_width_m", 900.0, "mm", None))
+        m = _msg(f"bad-{n}", level, 75.0, 3, feats)
+        if kind == 6:
+            m.patient.body_mass_kg = 0.0
+            m.features.add(name="socket_coronal_moment_early_stance_nm_per_kg", value=10.0, unit="N*m")
+        elif kind == 7:
+            m.ClearField("patient")
+        elif kind == 8:
+            m.patient.k_level = 9
+            m.patient.height_m = 3.5
+        elif kind == 9:
+            m.patient.knee_type = pb.KneeType.Value("KNEE_TYPE_HYDRAULIC")  # type: ignore[assignment]
+            m.patient.amputation_level = pb.AmputationLevel.Value("AMPUTATION_LEVEL_TRANSTIBIAL")  # type: ignore[assignment]
+        elif kind == 10:
+            m.assessment_id = "bad-\n-" + "x" * 200
+        elif kind == 11:
+            for k in range(300):
+                m.features.add(name=names[k % len(names)], value=1.0)
+        bad.append(m)
+    return bad
 
 
 def _diff(a: Any, b: Any, path: str, out: list[str]) -> None:
@@ -222,6 +338,29 @@ def _time() -> None:
         "TOTAL batch 1000": (batch, len(good)),
         "TOTAL single calls": (single, 300),
     }
+    # The batch handler as the server runs it on the bench's request: parse, handler, serialize.
+    from bench.payloads import batch_request
+    from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
+    from service.api.metrics import Metrics
+    from service.api.servicer import AlignmentServicer
+    from service.validation import Limits
+
+    svc = AlignmentServicer(
+        _Registry(model),  # type: ignore[arg-type]
+        Recommender(_policies()["default"]),
+        Metrics(),
+        limits=Limits(),
+        max_batch_size=10_000,
+        max_stream_messages=100,
+    )
+    wire = batch_request(1000).SerializeToString()
+    ctx: Any = _Context()
+
+    def rpc_batch() -> None:
+        req = spb.BatchRecommendAdjustmentsRequest.FromString(wire)
+        svc.BatchRecommendAdjustments(req, ctx).SerializeToString()
+
+    parts["RPC handler, bench batch 1000"] = (rpc_batch, 1000)
     for name, (fn, n) in parts.items():
         best = math.inf
         for _ in range(7):

@@ -9,6 +9,7 @@ pays (settings, manifests).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +77,86 @@ class GaitAssessment:
     # Catalog-ordered values of the reference assessment (None when none was sent); the model reads
     # the change since the reference (catalog.REFERENCE_CHANGE_COLUMNS).
     reference_values: FloatArray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInput:
+    """Many assessments as received, in columns: the edge fills it without an object per feature.
+
+    Features are flattened assessment by assessment; `feature_counts[i]` of them belong to item i.
+    """
+
+    assessment_ids: list[str]
+    patients: list[PatientContextInput | None]
+    feature_counts: list[int]
+    names: list[str]
+    values: list[float]
+    units: list[str]
+    # Read only for items that fail validation (a GaitAssessment keeps them; nothing downstream of a
+    # batch does), so the edge may pass a lazy sequence.
+    sources: Sequence[SensorKind | None]
+    # Reference walks by item index, for the items that carry one (validated item by item).
+    references: dict[int, tuple[FeatureInput, ...]] = field(default_factory=dict)
+
+    def item(self, i: int, start: int) -> AssessmentInput:
+        """Item i (its features start at flat position `start`) as one AssessmentInput."""
+        end = start + self.feature_counts[i]
+        feats = tuple(map(FeatureInput, self.names[start:end], self.values[start:end], self.units[start:end], self.sources[start:end]))
+        return AssessmentInput(self.assessment_ids[i], self.patients[i], feats, self.references.get(i, ()))
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentBatch:
+    """Validated assessments in columns (what the recommender works on), row r = assessment r.
+
+    Equivalent to a sequence of GaitAssessment minus `sources`, which nothing downstream reads.
+    """
+
+    assessment_ids: list[str]
+    # [n, len(FEATURES)] in canonical units, catalog order, NaN where not sent.
+    values: FloatArray
+    levels: list[AmputationLevel]
+    body_mass_kg: list[float]
+    k_level: list[int | None]
+    derived: list[tuple[int, ...]]
+    warnings: list[tuple[str, ...]]
+    # [n, len(FEATURES)] reference-walk values (rows of NaN for items without one); None when no item
+    # has a reference walk.
+    reference_values: FloatArray | None = None
+
+    @classmethod
+    def of(cls, assessments: Sequence[GaitAssessment]) -> AssessmentBatch:
+        if not assessments:
+            raise ValueError("an AssessmentBatch needs at least one assessment")
+        refs = [r for r, a in enumerate(assessments) if a.reference_values is not None]
+        if len(assessments) == 1:  # the single-assessment RPCs: no copies, no per-field loops
+            a = assessments[0]
+            p = a.patient
+            ref = None if a.reference_values is None else a.reference_values[None, :]
+            return cls(
+                [a.assessment_id], a.values[None, :], [p.amputation_level], [p.body_mass_kg], [p.k_level], [a.derived], [a.warnings], ref
+            )
+        values = np.empty((len(assessments), len(assessments[0].values)))
+        for r, a in enumerate(assessments):
+            values[r] = a.values
+        reference: FloatArray | None = None
+        if refs:
+            reference = np.full_like(values, np.nan)
+            for r in refs:
+                reference[r] = assessments[r].reference_values
+        return cls(
+            assessment_ids=[a.assessment_id for a in assessments],
+            values=values,
+            levels=[a.patient.amputation_level for a in assessments],
+            body_mass_kg=[a.patient.body_mass_kg for a in assessments],
+            k_level=[a.patient.k_level for a in assessments],
+            derived=[a.derived for a in assessments],
+            warnings=[a.warnings for a in assessments],
+            reference_values=reference,
+        )
+
+    def __len__(self) -> int:
+        return len(self.assessment_ids)
 
 
 @dataclass(frozen=True, slots=True)

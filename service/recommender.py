@@ -41,6 +41,7 @@ from service.catalog import (
 )
 from service.domain import (
     Adjustment,
+    AssessmentBatch,
     ConfidenceLevel,
     Deviation,
     FloatArray,
@@ -54,7 +55,6 @@ from service.domain import (
 from service.model import OnnxModel, Prediction
 
 N_FEATURES = len(FEATURE_NAMES)
-_CTX = {c: N_FEATURES + i for i, c in enumerate(CONTEXT_COLUMNS)}
 _REF0 = MODEL_INPUT_COLUMNS.index(REFERENCE_CHANGE_COLUMNS[0])
 _NORM_MEAN = {lvl: np.array([f.normative[lvl].mean for f in FEATURES]) for lvl in AmputationLevel}
 _NORM_SD = {lvl: np.array([f.normative[lvl].sd for f in FEATURES]) for lvl in AmputationLevel}
@@ -109,20 +109,28 @@ class Policy:
         return cls(mins, steps, min_confidence, deviation_z, explain)
 
 
-def model_input(assessments: Sequence[GaitAssessment]) -> FloatArray:
+def model_input(assessments: Sequence[GaitAssessment] | AssessmentBatch) -> FloatArray:
     """[n, len(MODEL_INPUT_COLUMNS)] in catalog order: features, patient context, change since reference."""
-    x = np.full((len(assessments), len(MODEL_INPUT_COLUMNS)), np.nan)
-    for r, a in enumerate(assessments):
-        x[r, :N_FEATURES] = a.values
-        if a.reference_values is not None:
-            # NaN - x and x - NaN stay NaN: a change is only known where both walks measured the feature.
-            x[r, _REF0 : _REF0 + N_FEATURES] = a.values - a.reference_values
-        p = a.patient
-        x[r, _CTX["context_transfemoral"]] = 1.0 if p.amputation_level is AmputationLevel.TRANSFEMORAL else 0.0
-        x[r, _CTX["context_body_mass_kg"]] = p.body_mass_kg
-        if p.k_level is not None:
-            x[r, _CTX["context_k_level"]] = float(p.k_level)
+    b = assessments if isinstance(assessments, AssessmentBatch) else AssessmentBatch.of(assessments)
+    x = np.empty((len(b), len(MODEL_INPUT_COLUMNS)))
+    x[:, :N_FEATURES] = b.values
+    tf = AmputationLevel.TRANSFEMORAL
+    # One assignment for the three context columns (in CONTEXT_COLUMNS order, checked below).
+    x[:, N_FEATURES:_REF0] = [
+        (1.0 if lvl is tf else 0.0, mass, np.nan if k is None else float(k))
+        for lvl, mass, k in zip(b.levels, b.body_mass_kg, b.k_level, strict=True)
+    ]
+    if b.reference_values is None:
+        x[:, _REF0:] = np.nan
+    else:
+        # NaN - x and x - NaN stay NaN: a change is known only where both walks measured the feature
+        # (rows without a reference walk are all NaN there).
+        x[:, _REF0:] = b.values - b.reference_values
     return x
+
+
+assert CONTEXT_COLUMNS == ("context_transfemoral", "context_body_mass_kg", "context_k_level")
+assert _REF0 == N_FEATURES + len(CONTEXT_COLUMNS) and len(MODEL_INPUT_COLUMNS) == _REF0 + N_FEATURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +386,12 @@ _DEV_TEXT = {
     for i, f in enumerate(FEATURES)
     for lvl in AmputationLevel
 }
+# Per feature and level: name, unit, normative mean and sd, and the description text around the numbers.
+_DEV_CONST = {
+    (i, lvl): (f.name, f.unit, f.normative[lvl].mean, f.normative[lvl].sd, *_DEV_TEXT[i, lvl])
+    for i, f in enumerate(FEATURES)
+    for lvl in AmputationLevel
+}
 # Every non-alignment pattern has one feature (the vectorised match relies on it).
 assert all(len(p[1]) == 1 for p in _FINDINGS)
 _PAT_FEATURE = tuple(FEATURE_INDEX[p[1][0][0]] for p in _FINDINGS)
@@ -405,11 +419,14 @@ class Recommender:
         self._last = (params, t)
         return t
 
-    def recommend(self, model: OnnxModel, assessments: Sequence[GaitAssessment], *, explain: bool | None = None) -> list[Recommendation]:
-        if not assessments:
+    def recommend(
+        self, model: OnnxModel, assessments: Sequence[GaitAssessment] | AssessmentBatch, *, explain: bool | None = None
+    ) -> list[Recommendation]:
+        if not len(assessments):
             return []
+        batch = assessments if isinstance(assessments, AssessmentBatch) else AssessmentBatch.of(assessments)
         pol = self.policy
-        x = model_input(assessments)
+        x = model_input(batch)
         pred = model.predict(x)
         do_explain = self.policy.explain if explain is None else explain
         ref = ModelRef(model.name, model.version, model.sha256)
@@ -418,7 +435,7 @@ class Recommender:
         tab = last[1] if last is not None and last[0] is params else self._model_tables(params)
         n_params = len(params)
         tf = AmputationLevel.TRANSFEMORAL
-        level_l = [1 if a.patient.amputation_level is tf else 0 for a in assessments]
+        level_l = [1 if lvl is tf else 0 for lvl in batch.levels]
         n_tf = sum(level_l)
         uniform = n_tf == 0 or n_tf == len(level_l)
 
@@ -453,7 +470,10 @@ class Recommender:
             pat_hit = signed_dev[:, lt.pattern_feature] == lt.pattern_sign
             sup_code_l = [[codes_row[j + n_params] if s else codes_row[j] for j, s in enumerate(plus_l[0])]]
             plain_l = [False]  # the general rules below give the same answer for a plain row
-            no_change_prob_l: list[list[float]] = []
+            p_dir1, p_none1, mag1 = p_dir_l[0], p_none_l[0], mag_l[0]
+            no_change_prob_l = [[max(pn, 1.0 - p) for p, pn in zip(p_dir1, p_none1, strict=True)]]
+            active_l = [[j for j in range(n_params) if not p_dir1[j] < p_none1[j] or mag1[j] < tab.min_change_l[j]]]
+            poolable_l = [float(n_params)]  # not counted: the pooling rule itself decides
         else:
             # The elementwise parts of the rules on [n, P] arrays (Python max/min semantics).
             stacked = np.concatenate((pred.p_decrease, pred.p_increase, pred.magnitude)).astype(np.float64)  # float32 -> float64 is exact
@@ -498,6 +518,14 @@ class Recommender:
             p_dec_l, p_inc_l, p_none_l, mag_l = p_dec.tolist(), p_inc.tolist(), p_none.tolist(), mag.tolist()
             p_dir_l, plus_l, sup_code_l = p_dir.tolist(), plus.tolist(), sup_code.tolist()
             no_change_prob_l = no_change_prob.tolist()
+            # Per row, the parameters whose reason is not "no change is likelier" or that are too small
+            # to matter: only those need the per-parameter rules below. Pooling needs two candidates
+            # (direction at least ALTERNATIVE_FLOOR likely with a supporting deviation).
+            active_l = [[] for _ in range(n)]
+            act_rows, act_cols = np.nonzero(~(p_dir < p_none) | (mag < tab.min_change))
+            for ar, ac in zip(act_rows.tolist(), act_cols.tolist(), strict=True):
+                active_l[ar].append(ac)
+            poolable_l = row_sums[:, 1].tolist()
         pattern_rows = pat_hit.any(axis=1).tolist()
 
         dev_rows, dev_cols = np.nonzero(dev_mask)
@@ -510,7 +538,8 @@ class Recommender:
 
         feature_columns = model.feature_columns
         out: list[Recommendation] = []
-        for r, a in enumerate(assessments):
+        ids, all_warnings, all_derived = batch.assessment_ids, batch.warnings, batch.derived
+        for r in range(n):
             li = level_l[r]
             level = _LEVELS[li]
             ds, de = dev_start[r], dev_start[r + 1]
@@ -533,9 +562,10 @@ class Recommender:
                     self._supporting_names(li, j if sign_row[j] < 0 else n_params + j, int(c), tab) if c else ()
                     for j, c in enumerate(sup_code_l[r])
                 ]
-                reasons: list[str] = []
-                too_small: list[bool] = []
-                for j in range(n_params):
+                # Every parameter not in active_l[r] is "no change is likelier" and not too small.
+                reasons = list(tab.no_change_reasons)
+                too_small = list(tab.all_false)
+                for j in active_l[r]:
                     p = p_dir_row[j]
                     if p < p_none_row[j]:
                         reason = _NO_CHANGE
@@ -551,14 +581,17 @@ class Recommender:
                     small = mag_row[j] < tab.min_change_l[j]
                     if small:
                         reason = f"estimated change {mag_row[j]:.1f}{tab.small_suffix[j]}"
-                    reasons.append(reason)
-                    too_small.append(small)
+                    reasons[j] = reason
+                    too_small[j] = small
                 rec = [s == "" for s in reasons]
-                alternatives = _pool_alternatives(rec, too_small, p_dir_row, supporting, sign_row, tab.specs)
+                alternatives = (
+                    _pool_alternatives(rec, too_small, p_dir_row, supporting, sign_row, tab.specs) if poolable_l[r] >= 2 else {}
+                )
                 for j in alternatives:
                     reasons[j] = ""
                 estimates = tuple(map(ParameterEstimate, params, p_dec_l[r], p_none_row, p_inc_l[r], mag_row, tab.units, rec, reasons))
-                overall = min(p if ok else max(p_none_row[j], 1.0 - p) for j, (p, ok) in enumerate(zip(p_dir_row, rec, strict=True)))
+                # max(p_none, 1 - p) where nothing is recommended, as no_change_prob holds it.
+                overall = min([p if ok else c for p, ok, c in zip(p_dir_row, rec, no_change_prob_l[r], strict=True)])
                 if any(rec):
                     adjustments = self._adjustments(
                         model, x, r, pred, present[r], z[r], level, do_explain, tab, rec, p_dir_row, sign_row, mag_row, supporting,
@@ -567,7 +600,7 @@ class Recommender:
             if pattern_rows[r]:
                 findings = _findings(pat_ids[pat_hit[r]].tolist(), frozenset(adj.parameter for adj in adjustments), explained)
             overall = float(overall)
-            warnings = a.warnings
+            warnings = all_warnings[r]
             n_p = int(n_present)
             if n_p < MIN_INFORMATIVE_FEATURES:
                 warnings = (*warnings, f"only {n_p} feature(s) sent: too little information for a confident answer")
@@ -598,14 +631,14 @@ class Recommender:
                 self._missing_cache[mkey] = missing
             out.append(
                 Recommendation(
-                    assessment_id=a.assessment_id,
+                    assessment_id=ids[r],
                     model=ref,
                     adjustments=adjustments,
                     no_change_needed=not adjustments,
                     deviations=deviations,
                     non_alignment_findings=findings,
                     missing_features=missing,
-                    imputed_features=tuple(FEATURE_NAMES[i] for i in a.derived) if a.derived else (),
+                    imputed_features=tuple(FEATURE_NAMES[i] for i in all_derived[r]) if all_derived[r] else (),
                     overall_confidence=round(overall, 4),
                     confidence_level=conf_level,
                     suggested_measurements=suggestions,
@@ -763,20 +796,9 @@ def _drivers(
 
 
 def _deviation(i: int, value: float, z: float, level: AmputationLevel) -> Deviation:
-    f = FEATURES[i]
-    n = f.normative[level]
+    name, unit, mean, sd, head, tail = _DEV_CONST[i, level]
     word = "high" if z > 0 else "low"
-    # The catalog description carries the sign legend after ", +"; the value's sign says it here.
-    head, tail = _DEV_TEXT[i, level]
-    return Deviation(
-        feature=f.name,
-        value=value,
-        unit=f.unit,
-        normative_mean=n.mean,
-        normative_sd=n.sd,
-        z_score=round(z, 2),
-        description=f"{head}{word}: {value:.3g}{tail}{z:+.1f})",
-    )
+    return Deviation(name, value, unit, mean, sd, round(z, 2), f"{head}{word}: {value:.3g}{tail}{z:+.1f})")
 
 
 def _effect_drivers(level: AmputationLevel, param: Parameter, z: FloatArray, present: np.ndarray) -> tuple[str, ...]:

@@ -25,7 +25,15 @@ from service.catalog import (
     AmputationLevel,
     SensorKind,
 )
-from service.domain import AssessmentInput, FeatureInput, GaitAssessment, PatientContext
+from service.domain import (
+    AssessmentBatch,
+    AssessmentInput,
+    BatchInput,
+    FeatureInput,
+    GaitAssessment,
+    PatientContext,
+    PatientContextInput,
+)
 from service.errors import InvalidInputError, Violation
 
 _MIN = np.array([f.min_value for f in FEATURES])
@@ -67,7 +75,10 @@ def asymmetry_pct(prosthetic: float, sound: float) -> float:
 
 
 def _validate_patient(a: AssessmentInput, out: list[Violation]) -> PatientContext | None:
-    p = a.patient
+    return _validate_patient_input(a.patient, out)
+
+
+def _validate_patient_input(p: PatientContextInput | None, out: list[Violation]) -> PatientContext | None:
     if p is None:
         out.append(Violation("assessment.patient", "patient context is required", "PATIENT_CONTEXT_MISSING"))
         return None
@@ -357,4 +368,141 @@ def _validate_one(a: AssessmentInput, limits: Limits) -> GaitAssessment:
         sources=sources,
         derived=tuple(derived),
         warnings=tuple(warnings),
+    )
+
+
+_N_FEATURES = len(FEATURES)
+_DERIVABLE_INDEX = tuple((FEATURE_INDEX[a], FEATURE_INDEX[p], FEATURE_INDEX[s]) for a, p, s in _DERIVABLE)
+
+
+def validate_batch(batch: BatchInput, limits: Limits = Limits()) -> tuple[AssessmentBatch | None, list[int], dict[int, InvalidInputError]]:
+    """Validate many assessments at once: (the valid ones in columns, their item indices, errors by item).
+
+    Every check of validate_assessment runs on whole-batch numpy arrays (names -> catalog indices,
+    duplicates, finiteness, units, ranges) or once per item (id, patient context). An item that
+    fails any of them is handed to validate_assessment itself, so its InvalidInputError lists
+    exactly the violations, in the order, a single call reports. The valid items' values go through
+    the same IEEE operations as there (value * factor, factor = unit factor / body mass), so the
+    matrix equals the stacked GaitAssessment.values bit for bit.
+    """
+    n = len(batch.assessment_ids)
+    counts = np.array(batch.feature_counts, dtype=np.intp)
+    starts = np.zeros(n + 1, dtype=np.intp)
+    np.cumsum(counts, out=starts[1:])
+    row = np.repeat(np.arange(n, dtype=np.intp), counts)
+    bad = counts > limits.max_features
+    # Items with a reference walk take the single-item path, which validates the reference too.
+    for i in batch.references:
+        bad[i] = True
+
+    patients: list[PatientContext | None] = []
+    for i, (aid, p) in enumerate(zip(batch.assessment_ids, batch.patients, strict=True)):
+        if len(aid) > MAX_ASSESSMENT_ID_CHARS or not aid.isprintable():
+            bad[i] = True
+        problems: list[Violation] = []
+        ctx = _validate_patient_input(p, problems)
+        patients.append(ctx)
+        if ctx is None:
+            bad[i] = True
+
+    get = FEATURE_INDEX.get
+    idx = np.fromiter((get(name, -1) for name in batch.names), dtype=np.intp, count=len(batch.names))
+    raw = np.array(batch.values, dtype=np.float64)
+    unknown = idx < 0
+    # Duplicates: the same catalog index twice within an item.
+    key = row * (_N_FEATURES + 1) + np.where(unknown, _N_FEATURES, idx)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    dup = np.zeros(len(key), dtype=bool)
+    dup[order[1:]] = (ks[1:] == ks[:-1]) & ~unknown[order[1:]]
+    flawed = unknown | dup | ~np.isfinite(raw)
+
+    # Units: the canonical one ("") is factor 1; anything else is looked up per feature.
+    factor = np.ones(len(raw))
+    for k, unit in enumerate(batch.units):
+        if not unit or flawed[k]:
+            continue
+        conv = _UNIT_TABLE[idx[k]].get(unit.lower())
+        if conv is None:
+            flawed[k] = True
+            continue
+        f, per_mass = conv
+        if per_mass:
+            ctx = patients[row[k]]
+            if ctx is None:  # the item is bad anyway; validate_assessment words the unit problem
+                flawed[k] = True
+                continue
+            f = f / ctx.body_mass_kg
+        factor[k] = f
+    safe_idx = np.where(flawed, 0, idx)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is out of range, as in validate_assessment
+        canon = raw * factor
+    flawed |= (canon < _MIN[safe_idx]) | (canon > _MAX[safe_idx])
+    bad[row[flawed]] = True
+
+    errors: dict[int, InvalidInputError] = {}
+    recovered: dict[int, GaitAssessment] = {}
+    for i in np.flatnonzero(bad).tolist():
+        try:
+            # Only bad items are flagged, but should a check above be stricter than the scalar rules
+            # an item they accept is still answered (from their result).
+            recovered[i] = validate_assessment(batch.item(i, int(starts[i])), limits)
+        except InvalidInputError as exc:
+            errors[i] = exc
+    good = [i for i in range(n) if i not in errors]
+    if not good:
+        return None, [], errors
+
+    values = np.full((n, _N_FEATURES), np.nan)
+    ok = ~bad[row]
+    values[row[ok], idx[ok]] = canon[ok]
+    values = values[good] if errors else values
+    derived: list[tuple[int, ...]] = [()] * len(good)
+    warnings: list[tuple[str, ...]] = [()] * len(good)
+    fresh = np.ones(len(good), dtype=bool)
+    if recovered:
+        pos = {i: r for r, i in enumerate(good)}
+        for i, g in recovered.items():
+            r = pos[i]
+            values[r] = g.values
+            derived[r], warnings[r], fresh[r] = g.derived, g.warnings, False
+    for ia, ip, isd in _DERIVABLE_INDEX:
+        pv, sv, av = values[:, ip], values[:, isd], values[:, ia]
+        both = fresh & ~np.isnan(pv) & ~np.isnan(sv)
+        if not both.any():
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            computed = 100.0 * (pv - sv) / (0.5 * (pv + sv))  # asymmetry_pct, elementwise
+        fill = both & np.isnan(av) & (_MIN[ia] <= computed) & (computed <= _MAX[ia])
+        disagree = both & ~np.isnan(av) & (np.abs(computed - av) > ASYMMETRY_TOLERANCE_PCT)
+        asym, pros, sound = FEATURE_NAMES[ia], FEATURE_NAMES[ip], FEATURE_NAMES[isd]
+        for r in np.flatnonzero(disagree).tolist():
+            warnings[r] = (
+                *warnings[r],
+                f"{asym} {values[r, ia]:.1f}% disagrees with {pros}/{sound} ({computed[r]:.1f}%); the sent {asym} is used",
+            )
+        for r in np.flatnonzero(fill).tolist():
+            derived[r] = (*derived[r], ia)
+        values[fill, ia] = computed[fill]
+    ctxs = [patients[i] or recovered[i].patient for i in good]
+    reference: np.ndarray | None = None
+    if any(g.reference_values is not None for g in recovered.values()):
+        reference = np.full_like(values, np.nan)
+        for r, i in enumerate(good):
+            ref = recovered[i].reference_values if i in recovered else None
+            if ref is not None:
+                reference[r] = ref
+    return (
+        AssessmentBatch(
+            assessment_ids=[batch.assessment_ids[i] for i in good],
+            values=values,
+            levels=[c.amputation_level for c in ctxs],
+            body_mass_kg=[c.body_mass_kg for c in ctxs],
+            k_level=[c.k_level for c in ctxs],
+            derived=derived,
+            warnings=warnings,
+            reference_values=reference,
+        ),
+        good,
+        errors,
     )

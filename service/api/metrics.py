@@ -44,6 +44,26 @@ class Metrics:
         self.assessments = Counter("alignment_assessments", "assessments scored", ["rpc"], registry=r)
         self.auth_failures = Counter("alignment_auth_failures", "calls refused by bearer auth", ["code"], registry=r)
         self._http: Any = None
+        # Labelled children by label values: labels() validates and takes a lock on every call
+        # (~1 us); the children themselves are thread-safe and never change.
+        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def observe_rpc(self, rpc: str, code: str, seconds: float) -> None:
+        """One handled RPC: its count and latency by RPC and status code."""
+        pair = self._rpc_children.get((rpc, code))
+        if pair is None:
+            pair = self._rpc_children[rpc, code] = (self.requests.labels(rpc, code), self.latency.labels(rpc, code))
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """metric.labels(*labels), cached."""
+        key = (id(metric), *labels)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*labels)
+        return c
 
     def set_model(self, name: str, version: str, sha256: str) -> None:
         self.model_info.info({"name": name, "version": version, "sha256": sha256})

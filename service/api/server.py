@@ -15,6 +15,7 @@ Lifecycle (DESIGN 4, issue 5):
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -46,6 +47,22 @@ log = logging.getLogger("service.server")
 SERVICE_NAME = spb.DESCRIPTOR.services_by_name["AlignmentService"].full_name
 ADMIN_SERVICE_NAME = admin_pb.DESCRIPTOR.services_by_name["AlignmentAdminService"].full_name
 EXIT_STARTUP_FAILED = 2
+
+
+# Young-generation GC threshold while serving. Python's default (700) runs a collection every 700
+# container allocations; answering a batch of 1000 allocates ~100,000 (recommendations, their
+# tuples and proto wrappers), so the collector ran ~150 times per call and took 10-20% of its CPU,
+# finding nothing: these objects are freed by reference counting. 20,000 cuts that to ~2%.
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Freeze what startup allocated (modules, catalog, model tables: never garbage) out of the
+    collector's scans, and collect the young generation less often (see GC_GEN0_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    _gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def policy_from_settings(s: Settings) -> Policy:
@@ -288,6 +305,7 @@ def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervi
         log.error("startup failed", extra={"error": str(exc), "worker": worker})
         return EXIT_STARTUP_FAILED
     holder.append(running)
+    tune_gc()
     log.info("startup", extra={"startup_s": round(time.perf_counter() - t0, 3), "worker": worker})
 
     def on_term(signum: int, _frame: FrameType | None) -> None:

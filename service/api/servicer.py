@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -23,7 +24,7 @@ from service.domain import GaitAssessment, Recommendation
 from service.errors import AlignmentError, InvalidInputError, LimitExceededError, Violation
 from service.recommender import Recommender
 from service.registry import ModelRegistry, RefreshResult
-from service.validation import Limits, validate_assessment
+from service.validation import Limits, validate_assessment, validate_batch
 
 log = logging.getLogger("service.api")
 T = TypeVar("T")
@@ -74,8 +75,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         finally:
             dt = time.perf_counter() - t0
             m.in_flight.dec()
-            m.requests.labels(rpc, code).inc()
-            m.latency.labels(rpc, code).observe(dt)
+            m.observe_rpc(rpc, code, dt)
 
     def _count_rejections(self, exc: BaseException) -> None:
         if isinstance(exc, InvalidInputError):
@@ -84,22 +84,29 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
 
     def _count(self, rpc: str, recs: list[Recommendation]) -> None:
         m = self.metrics
-        m.assessments.labels(rpc).inc(len(recs))
-        for r in recs:
+        m.child(m.assessments, rpc).inc(len(recs))
+        if len(recs) == 1:
+            r = recs[0]
             if r.no_change_needed:
                 m.no_change.inc()
             for a in r.adjustments:
-                m.recommendations.labels(a.parameter.value, "increase" if a.change > 0 else "decrease").inc()
+                m.child(m.recommendations, a.parameter.value, "increase" if a.change > 0 else "decrease").inc()
+            return
+        # A batch: counted locally, then one metric update per label.
+        no_change = 0
+        per_label: Counter[tuple[str, str]] = Counter()
+        for r in recs:
+            if r.no_change_needed:
+                no_change += 1
+            for a in r.adjustments:
+                per_label[a.parameter.value, "increase" if a.change > 0 else "decrease"] += 1
+        if no_change:
+            m.no_change.inc(no_change)
+        for (param, way), k in per_label.items():
+            m.child(m.recommendations, param, way).inc(k)
 
-    def _validate(self, msg: pb.GaitAssessment, prefix: str = "") -> GaitAssessment:
-        try:
-            return validate_assessment(convert.assessment_from_proto(msg), self.limits)
-        except InvalidInputError as exc:
-            if not prefix:
-                raise
-            raise InvalidInputError(
-                [_prefixed(v, prefix) for v in exc.violations], message=exc.message
-            ) from None
+    def _validate(self, msg: pb.GaitAssessment) -> GaitAssessment:
+        return validate_assessment(convert.assessment_from_proto(msg), self.limits)
 
     # -- RPCs -----------------------------------------------------------------------------------
     def RecommendAdjustments(
@@ -136,25 +143,22 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
             model = self.registry.get(request.model_version)
             resp = spb.BatchRecommendAdjustmentsResponse()
             resp.model.name, resp.model.version, resp.model.sha256 = model.name, model.version, model.sha256
-            valid: list[GaitAssessment] = []
-            slots: list[pb.Recommendation] = []
-            # Per-item errors: one bad assessment must not lose the others (DEVELOPERS: nothing
-            # already accepted is lost).
-            for i, msg in enumerate(request.assessments):
-                item = resp.results.add(assessment_id=msg.assessment_id)
-                try:
-                    valid.append(self._validate(msg, f"assessments[{i}]."))
-                    slots.append(item.recommendation)
-                except InvalidInputError as exc:
-                    self._count_rejections(exc)
-                    item.error.CopyFrom(item_error(exc))
-            if valid and _expired(context):
+            msgs = request.assessments
+            # The whole batch is validated at once; a bad item gets its own error and the others are
+            # still answered (DEVELOPERS: nothing already accepted is lost).
+            batch, good, errors = validate_batch(convert.batch_from_proto(msgs), self.limits)
+            add = resp.results.add
+            items = [add(assessment_id=msg.assessment_id) for msg in msgs]
+            for i, exc in errors.items():
+                self._count_rejections(exc)
+                items[i].error.CopyFrom(item_error(_prefixed_error(exc, f"assessments[{i}].")))
+            if batch is not None and _expired(context):
                 # Validation of a big batch can outlast the deadline: skip the model work nobody awaits.
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the model ran")
-            if valid:
-                recs = self.recommender.recommend(model, valid, explain=False)
-                for rec, slot in zip(recs, slots, strict=True):
-                    convert.recommendation_to_proto(rec, slot)
+            if batch is not None:
+                recs = self.recommender.recommend(model, batch, explain=False)
+                for rec, i in zip(recs, good, strict=True):
+                    convert.recommendation_to_proto(rec, items[i].recommendation)
                 self._count("BatchRecommendAdjustments", recs)
             return resp
 
@@ -194,8 +198,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
             )
         finally:
             m.in_flight.dec()
-            m.requests.labels("StreamRecommendAdjustments", code).inc()
-            m.latency.labels("StreamRecommendAdjustments", code).observe(time.perf_counter() - t0)
+            m.observe_rpc("StreamRecommendAdjustments", code, time.perf_counter() - t0)
 
     def GetModel(self, request: spb.GetModelRequest, context: grpc.ServicerContext) -> spb.GetModelResponse:
         def run() -> spb.GetModelResponse:
@@ -302,6 +305,11 @@ def _idle_limited(requests: Iterator[T], timeout_s: float, context: grpc.Service
             yield item  # type: ignore[misc]
     finally:
         done.set()
+
+
+def _prefixed_error(exc: InvalidInputError, prefix: str) -> InvalidInputError:
+    """The same error with every field path under `prefix` (a batch item's place in the request)."""
+    return InvalidInputError([_prefixed(v, prefix) for v in exc.violations], message=exc.message)
 
 
 def _prefixed(v: Violation, prefix: str) -> Violation:

@@ -191,3 +191,46 @@ def test_reference_walk_is_accepted_and_its_errors_name_the_reference_field(clie
     assert v.field == "assessment.reference_features[0].value"
     assert v.reason == "FEATURE_OUT_OF_RANGE"
     assert "walking_speed_m_per_s" in v.description and "m/s" in v.description
+
+
+def test_batch_with_many_bad_items_reports_each_and_answers_the_rest(client: AlignmentClient) -> None:
+    good = load_assessment(EXAMPLES / "toe_out_transtibial.json")
+    bad = _assessment({"walking_speed_m_per_s": 99.0, "cadence_steps_per_min": (2.0, "furlong"), "no_such_feature": 1.0})
+    items = [bad if i % 4 == 1 else good for i in range(400)]
+    resp = client.recommend_batch(items)
+    assert len(resp.results) == 400
+    for i, r in enumerate(resp.results):
+        if i % 4 == 1:
+            assert r.WhichOneof("result") == "error"
+            fields = {v.field: v for v in r.error.field_violations}
+            assert set(fields) == {
+                f"assessments[{i}].features[0].value",
+                f"assessments[{i}].features[1].unit",
+                f"assessments[{i}].features[2].name",
+            }
+            assert "0.05 to 3 m/s" in fields[f"assessments[{i}].features[0].value"].description
+            assert "furlong" in fields[f"assessments[{i}].features[1].unit"].description
+        else:
+            assert r.WhichOneof("result") == "recommendation"
+            assert r.recommendation.assessment_id == r.assessment_id == good.assessment_id
+            assert r.recommendation.adjustments
+
+
+def test_batch_and_stream_read_the_reference_walk_like_a_single_call(client: AlignmentClient) -> None:
+    plain = load_assessment(EXAMPLES / "toe_out_transtibial.json")
+    follow_up = load_assessment(EXAMPLES / "toe_out_since_last_visit_transtibial.json")
+    bad = load_assessment(EXAMPLES / "toe_out_since_last_visit_transtibial.json")
+    bad.reference_features[0].value = -5.0  # walking speed below its range, reference only
+    single = client.recommend(follow_up)
+    resp = client.recommend_batch([plain, follow_up, bad, plain])
+    assert [r.WhichOneof("result") for r in resp.results] == ["recommendation", "recommendation", "error", "recommendation"]
+    assert resp.results[2].error.field_violations[0].field == "assessments[2].reference_features[0].value"
+    got = resp.results[1].recommendation
+    assert [(e.probability_decrease, e.probability_increase) for e in got.parameter_estimates] == [
+        (e.probability_decrease, e.probability_increase) for e in single.parameter_estimates
+    ]
+    # The reference changes the answer (the toe-out is new since the last visit).
+    alone = resp.results[0].recommendation
+    assert got.parameter_estimates[0].probability_decrease != alone.parameter_estimates[0].probability_decrease
+    streamed = list(client.stream([follow_up]))
+    assert streamed[0].recommendation.parameter_estimates[0].probability_decrease == single.parameter_estimates[0].probability_decrease

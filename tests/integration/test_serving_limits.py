@@ -132,11 +132,12 @@ def test_saturated_server_answers_resource_exhausted(client: AlignmentClient) ->
 
 
 def test_deadlines_are_honoured_and_expired_calls_do_no_work() -> None:
-    # One handler thread: a slow batch occupies it, so a short call waits past its deadline.
-    running = start(grpc_threads=1)
+    # One handler thread: a slow batch occupies it, so a short call waits past its deadline. 3000
+    # assessments (a larger limit than the default 1000) keep it busy for well over 0.1 s.
+    running = start(grpc_threads=1, max_batch_size=3000, max_message_bytes=32 * 1024 * 1024)
     try:
         with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=30) as c:
-            slow = [ASSESSMENT] * 1000
+            slow = [ASSESSMENT] * 3000
             t0 = time.monotonic()
             c.recommend_batch(slow)
             batch_s = time.monotonic() - t0
