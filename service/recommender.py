@@ -56,6 +56,13 @@ from service.model import OnnxModel, Prediction
 
 N_FEATURES = len(FEATURE_NAMES)
 _REF0 = MODEL_INPUT_COLUMNS.index(REFERENCE_CHANGE_COLUMNS[0])
+# Below HIGH confidence without a reference walk: the one measurement that settles the most (the
+# patient's own baseline; THC-181338: 96.7% within- vs 88.9% between-subject detection).
+NO_REFERENCE_HINT = (
+    "no reference walk was sent: the same patient's features at the alignment last accepted "
+    "(reference_features) separate a misalignment from the way this patient walks anyway"
+)
+NOT_READ_REFERENCE_WARNING = "the served model does not read reference walks: reference_features were checked but not used"
 _NORM_MEAN = {lvl: np.array([f.normative[lvl].mean for f in FEATURES]) for lvl in AmputationLevel}
 _NORM_SD = {lvl: np.array([f.normative[lvl].sd for f in FEATURES]) for lvl in AmputationLevel}
 _GROUP_PRIORITY = {FeatureGroup.SOCKET_KINETIC: 0, FeatureGroup.KINETIC: 1, FeatureGroup.KINEMATIC: 2, FeatureGroup.SPATIOTEMPORAL: 3}
@@ -539,6 +546,11 @@ class Recommender:
         feature_columns = model.feature_columns
         out: list[Recommendation] = []
         ids, all_warnings, all_derived = batch.assessment_ids, batch.warnings, batch.derived
+        reads_reference = REFERENCE_CHANGE_COLUMNS[0] in model.columns
+        ref_rows: list[bool] | None = None
+        if batch.reference_values is not None:
+            sent: np.ndarray = ~np.all(np.isnan(batch.reference_values), axis=1)
+            ref_rows = [bool(v) for v in sent.tolist()]
         for r in range(n):
             li = level_l[r]
             level = _LEVELS[li]
@@ -610,6 +622,11 @@ class Recommender:
                 # without socket kinetics the answer is at best of medium confidence.
                 overall = min(overall, 0.79)
             conf_level = _level(overall)
+            if ref_rows is not None and ref_rows[r]:
+                if not reads_reference:
+                    warnings = (*warnings, NOT_READ_REFERENCE_WARNING)
+            elif reads_reference and conf_level is not ConfidenceLevel.HIGH:
+                warnings = (*warnings, NO_REFERENCE_HINT)
             suggestions: tuple[MeasurementSuggestion, ...] = ()
             if conf_level is not ConfidenceLevel.HIGH:
                 key = (feature_columns, li, present_code, contenders)

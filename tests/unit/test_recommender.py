@@ -37,6 +37,7 @@ class ScriptedModel:
     sha256: str = "0" * 64
     parameters: tuple[Parameter, ...] = PARAMS
     feature_columns: frozenset[str] = frozenset(FEATURE_NAMES)
+    columns: tuple[str, ...] = MODEL_INPUT_COLUMNS
 
     def predict(self, x: np.ndarray) -> Prediction:
         n = x.shape[0]
@@ -179,3 +180,22 @@ def test_model_input_carries_the_change_since_the_reference_walk() -> None:
     assert np.isnan(x[1, len(FEATURES) + len(CONTEXT_COLUMNS) :]).all()
     first_change = col[REFERENCE_CHANGE_PREFIX + FEATURES[0].name]
     np.testing.assert_array_equal(x[0, :first_change], x[1, :first_change])
+
+
+def test_reference_walk_hint_and_unread_reference_warning() -> None:
+    from service.recommender import NO_REFERENCE_HINT, NOT_READ_REFERENCE_WARNING
+
+    level = AmputationLevel.TRANSTIBIAL
+    feats = tuple(FeatureInput(f.name, f.normative[level].mean, "", SensorKind.IMU) for f in FEATURES[:6])
+    patient = PatientContextInput(level, Side.LEFT, 80.0)
+    plain = validate_assessment(AssessmentInput("p", patient, feats))
+    with_ref = validate_assessment(AssessmentInput("r", patient, feats, feats))
+    model = ScriptedModel({PARAMS[0]: (0.3, 0.3, 4.0)})  # unsure: below HIGH confidence
+    recs = Recommender(Policy.default()).recommend(model, [plain, with_ref])  # type: ignore[arg-type]
+    assert NO_REFERENCE_HINT in recs[0].warnings
+    assert NO_REFERENCE_HINT not in recs[1].warnings and NOT_READ_REFERENCE_WARNING not in recs[1].warnings
+    # A model without the change-since-reference columns: the reference is checked, not used, and said so.
+    old = ScriptedModel({PARAMS[0]: (0.3, 0.3, 4.0)}, columns=MODEL_INPUT_COLUMNS[: len(FEATURES) + len(CONTEXT_COLUMNS)])
+    recs = Recommender(Policy.default()).recommend(old, [plain, with_ref])  # type: ignore[arg-type]
+    assert NOT_READ_REFERENCE_WARNING in recs[1].warnings
+    assert NO_REFERENCE_HINT not in recs[0].warnings
