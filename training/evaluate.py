@@ -25,6 +25,8 @@ import the service's recommender; keep the two in step). Definitions (also writt
   (p_increase vs p_decrease) is the true one, whether or not the service recommends it.
 - opposite_direction_rate: share of pairs with a change needed where the service recommends the
   opposite way (the clinically dangerous error).
+- direction_accuracy_full_step: the strict figure over pairs whose true correction is at least one
+  safe step (max_step, 6 deg / 10 mm): how the service does on clearly misaligned prostheses.
 - direction_accuracy_argmax: the strict figure under the previous rule of this evaluation (most
   probable of the three classes, no 0.5 floor, no magnitude floor, no pooling), for comparison only.
 - false_recommendation_rate: share of pairs with no change needed where a change is recommended.
@@ -80,7 +82,12 @@ TARGETS: dict[str, tuple[str, float]] = {
 TARGET_DEFINITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "direction_accuracy": (
         "strict: service recommends the true direction, over all pairs with a change needed",
-        ("direction_accuracy_when_recommended", "sign_accuracy_given_change", "detection_rate"),
+        (
+            "direction_accuracy_when_recommended",
+            "sign_accuracy_given_change",
+            "detection_rate",
+            "direction_accuracy_full_step",
+        ),
     ),
     "magnitude_mae_deg": (
         "raw model magnitude vs abs(true correction), all pairs with a change needed",
@@ -283,6 +290,9 @@ def _pair_metrics(
         "sign_accuracy_given_change": _mean(right[need]),
         "opposite_direction_rate": _mean((rec & ~right)[need]),
         "direction_accuracy_argmax": _mean((am == ts)[need]),
+        # The same strict figure for corrections of at least one safe step (max_step: 6 deg / 10 mm),
+        # the size the perturbation studies found clearly (Boone 2013; THC-181338).
+        "direction_accuracy_full_step": _mean((rec & right)[need & (true_mag >= MAX_STEP[cols])]),
         "false_recommendation_rate": _mean(rec[~need]),
         f"magnitude_mae{suffix}": _mean(err[need]),
         f"magnitude_mae_detected{suffix}": _mean(err[need & rec]),
