@@ -454,11 +454,7 @@ class LightGBMAlignmentModel:
             regs = [snap_thresholds(r) for r in regs]
             adjust = 0.0
             if xv is not None and mv is not None and len(mv) >= 10:
-                m_v = np.maximum(_predict(regs[0], xv), 0.0)
-                lo_v, hi_v = np.minimum(_predict(regs[1], xv), m_v), np.maximum(_predict(regs[2], xv), m_v)
-                score = np.maximum(lo_v - mv, mv - hi_v)
-                level = min(1.0, (QUANTILES[1] - QUANTILES[0]) * (1 + 1 / len(mv)))
-                adjust = float(np.quantile(score, level))
+                adjust = _conformal_adjust(*(_predict(r, xv) for r in regs), mv)
             models.append(ParameterModel(name, clf, regs[0], regs[1], regs[2], temperature, adjust, clf_dec))
         return cls(parameters=models, config=config)
 

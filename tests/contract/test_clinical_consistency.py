@@ -20,14 +20,17 @@ def _recommend(model: OnnxModel, case: Case):  # type: ignore[no-untyped-def]
     return Recommender(Policy.default()).recommend(model, [g])[0]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_textbook_fix_ranks_first_and_no_opposite_fix(bundled_model: OnnxModel, case: Case) -> None:
-    rec = _recommend(bundled_model, case)
+def _assert_textbook(rec, case: Case) -> None:  # type: ignore[no-untyped-def]
     got = [(a.parameter, 1 if a.change > 0 else -1) for a in rec.adjustments]
     assert got, f"{case.name}: no adjustment recommended; estimates {rec.parameter_estimates}"
     assert got[0] in case.accepted, f"{case.name} ({case.source}): rank 1 is {got[0]}, accepted {sorted(case.accepted)}; all {got}"
     opposite = {(p, -s) for p, s in case.accepted}
     assert not (set(got) & opposite), f"{case.name}: recommends the opposite of a textbook fix: {set(got) & opposite}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_textbook_fix_ranks_first_and_no_opposite_fix(bundled_model: OnnxModel, case: Case) -> None:
+    _assert_textbook(_recommend(bundled_model, case), case)
 
 
 def test_normative_gait_needs_no_change(bundled_model: OnnxModel) -> None:
@@ -49,12 +52,7 @@ def _recommend_since_normal_reference(model: OnnxModel, case: Case):  # type: ig
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_textbook_fix_ranks_first_when_the_deviation_is_new_since_the_reference(bundled_model: OnnxModel, case: Case) -> None:
-    rec = _recommend_since_normal_reference(bundled_model, case)
-    got = [(a.parameter, 1 if a.change > 0 else -1) for a in rec.adjustments]
-    assert got, f"{case.name}: no adjustment recommended; estimates {rec.parameter_estimates}"
-    assert got[0] in case.accepted, f"{case.name} ({case.source}): rank 1 is {got[0]}, accepted {sorted(case.accepted)}; all {got}"
-    opposite = {(p, -s) for p, s in case.accepted}
-    assert not (set(got) & opposite), f"{case.name}: recommends the opposite of a textbook fix: {set(got) & opposite}"
+    _assert_textbook(_recommend_since_normal_reference(bundled_model, case), case)
 
 
 def test_normal_walk_unchanged_since_a_normal_reference_needs_no_change(bundled_model: OnnxModel) -> None:
