@@ -454,7 +454,7 @@ class LightGBMAlignmentModel:
             regs = [snap_thresholds(r) for r in regs]
             adjust = 0.0
             if xv is not None and mv is not None and len(mv) >= 10:
-                adjust = _conformal_adjust(*(_predict(r, xv) for r in regs), mv)
+                adjust = _conformal_adjust(_predict(regs[0], xv), _predict(regs[1], xv), _predict(regs[2], xv), mv)
             models.append(ParameterModel(name, clf, regs[0], regs[1], regs[2], temperature, adjust, clf_dec))
         return cls(parameters=models, config=config)
 
