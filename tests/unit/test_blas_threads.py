@@ -25,5 +25,7 @@ print(max(i["num_threads"] for i in threadpool_info() if i["internal_api"] == "o
 def test_service_process_runs_blas_on_one_thread() -> None:
     pytest.importorskip("threadpoolctl")  # a dev/training dependency, not a runtime one
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, cwd=ROOT, env=env, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, cwd=ROOT, env=env, check=True, timeout=120
+    )
     assert out.stdout.strip() == "1"
