@@ -86,7 +86,9 @@ async def _serve_aio(kind: str, response_file: Path | None) -> None:
         from service.registry import ModelRegistry
         from service.validation import Limits
 
-        registry = ModelRegistry(s.models_dir, s.model_name, pinned_version=s.model_version, max_loaded=s.max_loaded_versions)
+        registry = ModelRegistry(
+            s.models_dir, s.model_name, pinned_version=s.model_version, max_loaded=s.max_loaded_versions
+        )
         registry.refresh()
         svc = AlignmentServicer(
             registry,
@@ -170,13 +172,26 @@ def main(argv: list[str] | None = None) -> int:
             k = rnd % len(plan)
             for name, c in plan[k:] + plan[:k]:
                 p = servers[name]
-                r = h2load.run(f"{name}-c{c}", p.port, RPC, out / "rec.framed", concurrency=c, duration_s=a.duration,
-                               warmup_s=0.5, expected_response_bytes=expect, server_pids=p.pids, out_dir=out)
+                r = h2load.run(
+                    f"{name}-c{c}",
+                    p.port,
+                    RPC,
+                    out / "rec.framed",
+                    concurrency=c,
+                    duration_s=a.duration,
+                    warmup_s=0.5,
+                    expected_response_bytes=expect,
+                    server_pids=p.pids,
+                    out_dir=out,
+                )
                 if not r.ok:
                     raise SystemExit(f"{name} c={c}: load not OK (failed/errored/unexpected bytes)")
                 results.setdefault((name, c), []).append(r)
-                print(f"  {name:<13} c={c:<3} {r.rps:8.0f} req/s  p50 {r.p50_us / 1000:5.2f} ms  "
-                      f"server {r.server_cpu_us_per_req:5.0f} CPU-us/req  others {r.other_cpu_pct:3.0f}%", flush=True)
+                print(
+                    f"  {name:<13} c={c:<3} {r.rps:8.0f} req/s  p50 {r.p50_us / 1000:5.2f} ms  "
+                    f"server {r.server_cpu_us_per_req:5.0f} CPU-us/req  others {r.other_cpu_pct:3.0f}%",
+                    flush=True,
+                )
 
         def med(name: str, c: int, attr: str) -> float:
             return statistics.median(float(getattr(r, attr)) for r in results[(name, c)])
@@ -185,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         print("| server | c=1 p50 | c=1 CPU-us/req | c=16 req/s | c=16 CPU-us/req |")
         print("|---|---|---|---|---|")
         for name in servers:
-            print(f"| {name} | {med(name, 1, 'p50_us') / 1000:.2f} ms | {med(name, 1, 'server_cpu_us_per_req'):.0f} | "
-                  f"{med(name, 16, 'rps'):,.0f} | {med(name, 16, 'server_cpu_us_per_req'):.0f} |")
+            print(
+                f"| {name} | {med(name, 1, 'p50_us') / 1000:.2f} ms | {med(name, 1, 'server_cpu_us_per_req'):.0f} | "
+                f"{med(name, 16, 'rps'):,.0f} | {med(name, 16, 'server_cpu_us_per_req'):.0f} |"
+            )
         for fw in ("sync", "aio"):
             p50 = med(f"service-{fw}", 1, "p50_us") / med(f"echo-{fw}", 1, "p50_us")
             tp = med(f"service-{fw}", 16, "rps") / med(f"echo-{fw}", 16, "rps")

@@ -33,8 +33,24 @@ BATCH_RPC = f"/{payloads.SERVICE}/BatchRecommendAdjustments"
 def _start(root: Path, out: Path, name: str, workers: int) -> procs.Proc:
     port = 0 if workers == 1 else procs.free_port()
     env = dict(os.environ, ALIGN_METRICS_PORT="0", ALIGN_LOG_LEVEL="WARNING")
-    p = procs.spawn(name, [sys.executable, "-m", "service", "--address", f"127.0.0.1:{port}", "--workers", str(workers),
-                           "--models-dir", str(ROOT / "models")], out, env=env, cwd=root, port=port)
+    p = procs.spawn(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--models-dir",
+            str(ROOT / "models"),
+        ],
+        out,
+        env=env,
+        cwd=root,
+        port=port,
+    )
     try:
         if port == 0:
             p.port = procs.read_port_line(p, "listening on port ", 60)
@@ -91,13 +107,28 @@ def main(argv: list[str] | None = None) -> int:
             k = (rnd * 3) % len(plan)
             for label, what, workers, path, body, conc, expect, per in plan[k:] + plan[:k]:
                 p = servers[label, workers]
-                r = h2load.run(f"{label}-{what.replace(' ', '-')}", p.port, path, out / body, concurrency=conc,
-                               duration_s=a.duration, warmup_s=0.5, expected_response_bytes=expect, server_pids=p.pids, out_dir=out)
+                r = h2load.run(
+                    f"{label}-{what.replace(' ', '-')}",
+                    p.port,
+                    path,
+                    out / body,
+                    concurrency=conc,
+                    duration_s=a.duration,
+                    warmup_s=0.5,
+                    expected_response_bytes=expect,
+                    server_pids=p.pids,
+                    out_dir=out,
+                )
                 if not r.ok:
                     raise SystemExit(f"{label} {what}: load not OK (failed/errored/unexpected bytes)")
-                results.setdefault((label, what), []).append((r.rps * per, r.p50_us, r.server_cpu_us_per_req / per, r.other_cpu_pct))
-                print(f"  {label:<6} {what:<13} {r.rps * per:9.0f}/s  p50 {r.p50_us / 1000:7.2f} ms  "
-                      f"server {r.server_cpu_us_per_req / per:6.0f} CPU-us each  others {r.other_cpu_pct:3.0f}%", flush=True)
+                results.setdefault((label, what), []).append(
+                    (r.rps * per, r.p50_us, r.server_cpu_us_per_req / per, r.other_cpu_pct)
+                )
+                print(
+                    f"  {label:<6} {what:<13} {r.rps * per:9.0f}/s  p50 {r.p50_us / 1000:7.2f} ms  "
+                    f"server {r.server_cpu_us_per_req / per:6.0f} CPU-us each  others {r.other_cpu_pct:3.0f}%",
+                    flush=True,
+                )
         print()
         print("| load | before | after |")
         print("|---|---|---|")
@@ -110,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{rate:,.0f} {unit}, p50 {p50 / 1000:.2f} ms, {cpu:,.0f} server CPU-us each")
             print(f"| {what} | {cells[0]} | {cells[1]} |")
         others = [x[3] for rs in results.values() for x in rs]
-        print(f"\nOther processes used {statistics.median(others):.0f}% of a core (median, max {max(others):.0f}%) during the loads.")
+        print(
+            f"\nOther processes used {statistics.median(others):.0f}% of a core (median, max {max(others):.0f}%) during the loads."
+        )
     finally:
         for p in started:
             p.stop()

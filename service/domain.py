@@ -101,7 +101,15 @@ class BatchInput:
     def item(self, i: int, start: int) -> AssessmentInput:
         """Item i (its features start at flat position `start`) as one AssessmentInput."""
         end = start + self.feature_counts[i]
-        feats = tuple(map(FeatureInput, self.names[start:end], self.values[start:end], self.units[start:end], self.sources[start:end]))
+        feats = tuple(
+            map(
+                FeatureInput,
+                self.names[start:end],
+                self.values[start:end],
+                self.units[start:end],
+                self.sources[start:end],
+            )
+        )
         return AssessmentInput(self.assessment_ids[i], self.patients[i], feats, self.references.get(i, ()))
 
 
@@ -132,9 +140,15 @@ class AssessmentBatch:
         if len(assessments) == 1:  # the single-assessment RPCs: no copies, no per-field loops
             a = assessments[0]
             p = a.patient
-            ref = None if a.reference_values is None else a.reference_values[None, :]
             return cls(
-                [a.assessment_id], a.values[None, :], [p.amputation_level], [p.body_mass_kg], [p.k_level], [a.derived], [a.warnings], ref
+                [a.assessment_id],
+                a.values[None, :],
+                [p.amputation_level],
+                [p.body_mass_kg],
+                [p.k_level],
+                [a.derived],
+                [a.warnings],
+                None if a.reference_values is None else a.reference_values[None, :],
             )
         values = np.empty((len(assessments), len(assessments[0].values)))
         for r, a in enumerate(assessments):

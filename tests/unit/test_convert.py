@@ -23,7 +23,9 @@ from service.domain import (
 
 def _reference(r: Recommendation) -> pb.Recommendation:
     """Every field set one by one (what recommendation_to_proto did before packing)."""
-    m = pb.Recommendation(assessment_id=r.assessment_id, no_change_needed=r.no_change_needed, overall_confidence=r.overall_confidence)
+    m = pb.Recommendation(
+        assessment_id=r.assessment_id, no_change_needed=r.no_change_needed, overall_confidence=r.overall_confidence
+    )
     m.model.name, m.model.version, m.model.sha256 = r.model.name, r.model.version, r.model.sha256
     m.confidence_level = pb.ConfidenceLevel.Value("CONFIDENCE_LEVEL_" + r.confidence_level.value)  # type: ignore[assignment]
     for a in r.adjustments:
@@ -61,7 +63,9 @@ def _reference(r: Recommendation) -> pb.Recommendation:
     m.missing_features.extend(r.missing_features)
     m.imputed_features.extend(r.imputed_features)
     for s in r.suggested_measurements:
-        m.suggested_measurements.add(feature=s.feature, sensor_kind=pb.SensorKind.Value("SENSOR_KIND_" + s.sensor_kind.value), reason=s.reason)  # type: ignore[arg-type]
+        m.suggested_measurements.add(
+            feature=s.feature, sensor_kind=pb.SensorKind.Value("SENSOR_KIND_" + s.sensor_kind.value), reason=s.reason
+        )  # type: ignore[arg-type]
     m.warnings.extend(r.warnings)
     for e in r.parameter_estimates:
         m.parameter_estimates.add(
@@ -99,16 +103,23 @@ def _rec(text: str, x: float) -> Recommendation:
         model=ModelRef("alignment", "9.9.9-" + text, "ab" * 32),
         adjustments=(adj, adj),
         no_change_needed=False,
-        deviations=(Deviation("walking_speed_m_per_s", x, "m/s", 0.0, -0.0, x, text), Deviation(text, 0.0, text, x, x, -x, "")),
+        deviations=(
+            Deviation("walking_speed_m_per_s", x, "m/s", 0.0, -0.0, x, text),
+            Deviation(text, 0.0, text, x, x, -x, ""),
+        ),
         non_alignment_findings=(NonAlignmentFinding("HEEL", text, ("a", text)),),
         missing_features=("a", text),
         imputed_features=(text,),
         overall_confidence=x,
         confidence_level=ConfidenceLevel.MEDIUM,
-        suggested_measurements=(MeasurementSuggestion(text, SensorKind.IMU, text), MeasurementSuggestion("b", SensorKind.OBSERVATION, "")),
+        suggested_measurements=(
+            MeasurementSuggestion(text, SensorKind.IMU, text),
+            MeasurementSuggestion("b", SensorKind.OBSERVATION, ""),
+        ),
         warnings=(text, ""),
         parameter_estimates=tuple(
-            ParameterEstimate(p, x, 0.0, -0.0, x * k, "deg" if k % 2 else text, k % 3 == 0, text * k) for k, p in enumerate(Parameter)
+            ParameterEstimate(p, x, 0.0, -0.0, x * k, "deg" if k % 2 else text, k % 3 == 0, text * k)
+            for k, p in enumerate(Parameter)
         ),
     )
 
