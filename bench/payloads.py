@@ -43,9 +43,15 @@ def recommend_request() -> spb.RecommendAdjustmentsRequest:
     return spb.RecommendAdjustmentsRequest(assessment=sample_assessment())
 
 
-def batch_request(n: int) -> spb.BatchRecommendAdjustmentsRequest:
-    """n assessments cycling over every example (different levels, feature subsets, answers)."""
+def batch_request(n: int, with_reference: bool = False) -> spb.BatchRecommendAdjustmentsRequest:
+    """n assessments cycling over the examples (different levels, feature subsets, answers).
+
+    Examples that carry a reference walk are left out unless ``with_reference``: a batch with any
+    reference runs the model's reference stage (about 2x the model time), which would make runs
+    before and after the reference walk existed incomparable.
+    """
     bases = [load_assessment(p) for p in sorted(EXAMPLES.glob("*.json"))]
+    bases = [b for b in bases if with_reference or not b.reference_features]
     req = spb.BatchRecommendAdjustmentsRequest()
     for i in range(n):
         a = req.assessments.add()
