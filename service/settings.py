@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_features_per_request: int = Field(256, ge=1, description="features in one assessment")
     # A full answer is ~2-3 KB per assessment: 1000 fits the 8 MiB message limit with room to spare.
     max_batch_size: int = Field(1000, ge=1, description="assessments in one batch call")
+    # Batch calls are CPU-bound under one GIL: running more at once per worker adds no throughput,
+    # only memory (each 1000-assessment call holds ~10-20 MB of objects while it runs).
+    max_concurrent_batches: int = Field(2, ge=1, description="batch calls a worker runs at once; more wait")
     max_concurrent_rpcs: int = Field(256, ge=1, description="in-flight calls per worker before RESOURCE_EXHAUSTED")
     max_stream_messages: int = Field(100_000, ge=1, description="messages in one stream session")
     stream_idle_timeout_s: float = Field(300.0, gt=0, description="close a stream idle this long")

@@ -108,6 +108,7 @@ class RunningServer:
     settings: Settings
     metrics_port: int | None = None
     worker: int = 0
+    servicer: AlignmentServicer | None = None
     # Set when this process is one of several workers: the admin RPC then asks the supervisor to
     # make the whole group reload (a reload in one worker alone would leave the others stale).
     supervisor_pid: int | None = None
@@ -237,9 +238,11 @@ def build_server(
         metrics,
         limits=Limits(max_features=s.max_features_per_request),
         max_batch_size=s.max_batch_size,
+        max_concurrent_batches=s.max_concurrent_batches,
         max_stream_messages=s.max_stream_messages,
         stream_idle_timeout_s=s.stream_idle_timeout_s,
     )
+    running.servicer = servicer
     spb_grpc.add_AlignmentServiceServicer_to_server(servicer, server)
     admin_grpc.add_AlignmentAdminServiceServicer_to_server(AdminServicer(running.admin_reload), server)
     health_pb2_grpc.add_HealthServicer_to_server(running.health, server)

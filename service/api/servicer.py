@@ -41,12 +41,16 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         max_batch_size: int,
         max_stream_messages: int,
         stream_idle_timeout_s: float = 300.0,
+        max_concurrent_batches: int = 2,
     ) -> None:
         self.registry = registry
         self.recommender = recommender
         self.metrics = metrics
         self.limits = limits
         self.max_batch_size = max_batch_size
+        # Batch calls beyond this many wait for a slot (within their deadline) instead of running
+        # together: same throughput on one core, bounded memory (Settings.max_concurrent_batches).
+        self._batch_slots = threading.BoundedSemaphore(max_concurrent_batches)
         self.max_stream_messages = max_stream_messages
         self.stream_idle_timeout_s = stream_idle_timeout_s
 
@@ -140,29 +144,40 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
                         )
                     ]
                 )
-            model = self.registry.get(request.model_version)
-            resp = spb.BatchRecommendAdjustmentsResponse()
-            resp.model.name, resp.model.version, resp.model.sha256 = model.name, model.version, model.sha256
-            msgs = request.assessments
-            # The whole batch is validated at once; a bad item gets its own error and the others are
-            # still answered (DEVELOPERS: nothing already accepted is lost).
-            batch, good, errors = validate_batch(convert.batch_from_proto(msgs), self.limits)
-            add = resp.results.add
-            items = [add(assessment_id=msg.assessment_id) for msg in msgs]
-            for i, exc in errors.items():
-                self._count_rejections(exc)
-                items[i].error.CopyFrom(item_error(_prefixed_error(exc, f"assessments[{i}].")))
-            if batch is not None and _expired(context):
-                # Validation of a big batch can outlast the deadline: skip the model work nobody awaits.
-                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the model ran")
-            if batch is not None:
-                recs = self.recommender.recommend(model, batch, explain=False)
-                for rec, i in zip(recs, good, strict=True):
-                    convert.recommendation_to_proto(rec, items[i].recommendation)
-                self._count("BatchRecommendAdjustments", recs)
-            return resp
+            remaining = context.time_remaining()
+            if not self._batch_slots.acquire(timeout=remaining):
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired waiting for a batch slot")
+            try:
+                return self._batch(request, context)
+            finally:
+                self._batch_slots.release()
 
         return self._observe("BatchRecommendAdjustments", context, run)
+
+    def _batch(
+        self, request: spb.BatchRecommendAdjustmentsRequest, context: grpc.ServicerContext
+    ) -> spb.BatchRecommendAdjustmentsResponse:
+        model = self.registry.get(request.model_version)
+        resp = spb.BatchRecommendAdjustmentsResponse()
+        resp.model.name, resp.model.version, resp.model.sha256 = model.name, model.version, model.sha256
+        msgs = request.assessments
+        # The whole batch is validated at once; a bad item gets its own error and the others are
+        # still answered (DEVELOPERS: nothing already accepted is lost).
+        batch, good, errors = validate_batch(convert.batch_from_proto(msgs), self.limits)
+        add = resp.results.add
+        items = [add(assessment_id=msg.assessment_id) for msg in msgs]
+        for i, exc in errors.items():
+            self._count_rejections(exc)
+            items[i].error.CopyFrom(item_error(_prefixed_error(exc, f"assessments[{i}].")))
+        if batch is not None and _expired(context):
+            # Validation of a big batch can outlast the deadline: skip the model work nobody awaits.
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the model ran")
+        if batch is not None:
+            recs = self.recommender.recommend(model, batch, explain=False)
+            for rec, i in zip(recs, good, strict=True):
+                convert.recommendation_to_proto(rec, items[i].recommendation)
+            self._count("BatchRecommendAdjustments", recs)
+        return resp
 
     def StreamRecommendAdjustments(
         self, request_iterator: Iterator[spb.StreamRecommendAdjustmentsRequest], context: grpc.ServicerContext

@@ -24,7 +24,9 @@ del SMALL.features[3:]  # within max_features_per_request=3 of the `small` serve
 @pytest.fixture(scope="module")
 def small() -> Iterator[RunningServer]:
     running = start(
-        max_message_bytes=64 * 1024,
+        # Above GetModel's answer (~70 KB: the model card's metrics per sensor subset, with and
+        # without a reference walk), far below the default 8 MiB.
+        max_message_bytes=256 * 1024,
         max_features_per_request=3,
         max_batch_size=5,
         max_stream_messages=3,
@@ -62,7 +64,7 @@ class HeldStream:
 
 
 def test_oversized_message_is_resource_exhausted(client: AlignmentClient) -> None:
-    big = [ASSESSMENT] * 200  # ~130 KB > 64 KiB
+    big = [ASSESSMENT] * 600  # ~390 KB > 256 KiB
     err = rpc_error(client.recommend_batch, big)
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert client.recommend(SMALL).model.version  # the server is fine afterwards
@@ -157,5 +159,28 @@ def test_deadlines_are_honoured_and_expired_calls_do_no_work() -> None:
             # The queued call expired before a thread was free: it was never scored.
             assert running.metrics.assessments.labels("RecommendAdjustments")._value.get() == scored
             assert c.recommend(ASSESSMENT).model.version
+    finally:
+        running.stop(0.5)
+
+
+def test_batch_calls_beyond_the_slots_wait_within_their_deadline() -> None:
+    """Batch calls past max_concurrent_batches wait for a slot; one whose deadline passes while
+    waiting is DEADLINE_EXCEEDED, and the slot is given back after every call."""
+    running = start(max_concurrent_batches=1)
+    try:
+        assert running.servicer is not None
+        slots = running.servicer._batch_slots
+        a = load_assessment(EXAMPLES / "toe_out_transtibial.json")
+        with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=10) as c:
+            assert c.recommend_batch([a, a]).results[1].WhichOneof("result") == "recommendation"
+            assert slots.acquire(timeout=1)  # the only slot is free again: hold it
+            try:
+                t0 = time.perf_counter()
+                err = rpc_error(lambda: c.stub.BatchRecommendAdjustments(spb.BatchRecommendAdjustmentsRequest(assessments=[a]), timeout=0.3))
+                assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                assert time.perf_counter() - t0 < 5
+            finally:
+                slots.release()
+            assert c.recommend_batch([a]).results[0].WhichOneof("result") == "recommendation"
     finally:
         running.stop(0.5)
