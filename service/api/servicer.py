@@ -30,6 +30,10 @@ log = logging.getLogger("service.api")
 T = TypeVar("T")
 
 
+# Deadlines longer than this (or none) wait for a batch slot without a timeout.
+_LONGEST_WAIT_S = 86_400.0
+
+
 class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
     def __init__(
         self,
@@ -144,8 +148,11 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
                         )
                     ]
                 )
+            # Without a deadline gRPC reports a huge remaining time, which threading rejects
+            # (OverflowError): wait without a timeout then.
             remaining = context.time_remaining()
-            if not self._batch_slots.acquire(timeout=remaining):
+            timeout = remaining if remaining is not None and remaining < _LONGEST_WAIT_S else None
+            if not self._batch_slots.acquire(timeout=timeout):
                 context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired waiting for a batch slot")
             try:
                 return self._batch(request, context)

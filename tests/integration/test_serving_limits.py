@@ -182,5 +182,17 @@ def test_batch_calls_beyond_the_slots_wait_within_their_deadline() -> None:
             finally:
                 slots.release()
             assert c.recommend_batch([a]).results[0].WhichOneof("result") == "recommendation"
+            # A call with no deadline waits as long as it takes.
+            assert slots.acquire(timeout=1)
+            done: queue.Queue[object] = queue.Queue()
+            req = spb.BatchRecommendAdjustmentsRequest(assessments=[a])
+            t = threading.Thread(target=lambda: done.put(c.stub.BatchRecommendAdjustments(req)))
+            t.start()
+            time.sleep(0.3)
+            assert done.empty()  # still waiting for the slot
+            slots.release()
+            t.join(10)
+            resp = done.get(timeout=1)
+            assert resp.results[0].WhichOneof("result") == "recommendation"  # type: ignore[attr-defined]
     finally:
         running.stop(0.5)
