@@ -182,6 +182,9 @@ class LgbmConfig:
     # Conditional magnitude: "regression_l1" fits the conditional median (the MAE-optimal point
     # estimate); "regression" the conditional mean.
     magnitude_objective: str = "regression_l1"
+    # The reference stage corrects an already fitted model: a faster rate keeps it to a few hundred
+    # trees (its ensemble is held in every worker's memory and runs for every batch with a reference).
+    reference_learning_rate: float = 0.2
 
     def params(self, n_rows: int, **extra: object) -> dict[str, object]:
         return {
@@ -507,7 +510,7 @@ def _fit_reference_stage(
         return None if rows is None else _raw(b, rows)
 
     clf = _train(
-        config.params(len(x), **inc_extra),
+        config.params(len(x), **inc_extra, learning_rate=config.reference_learning_rate),
         x,
         (y == CLASS_INCREASE).astype(np.float64),
         x_cal,
@@ -520,7 +523,7 @@ def _fit_reference_stage(
     rest_v = yv != CLASS_INCREASE if yv is not None else None
     xvd = x_cal[rest_v] if x_cal is not None and rest_v is not None else None
     clf_dec = _train(
-        config.params(int(rest.sum()), **dec_extra),
+        config.params(int(rest.sum()), **dec_extra, learning_rate=config.reference_learning_rate),
         x[rest],
         (y[rest] == CLASS_DECREASE).astype(np.float64),
         xvd,
@@ -540,7 +543,7 @@ def _fit_reference_stage(
         if need.sum() >= MIN_CHANGE_ROWS:
             regs.append(
                 _train(
-                    config.params(int(need.sum()), **obj),
+                    config.params(int(need.sum()), **obj, learning_rate=config.reference_learning_rate),
                     x[need],
                     np.abs(corr[need, j]),
                     xv,
