@@ -33,6 +33,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from bench import h2load, payloads, procs
+from bench.equivalence import LiveCallContext
 from bench.run import start_echo, start_service
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service.settings import Settings
@@ -40,18 +41,6 @@ from service.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 RPC = f"/{payloads.SERVICE}/RecommendAdjustments"
 
-
-class _SyncContext:
-    """What the sync servicer reads from its context on a valid call (no deadline, call alive)."""
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    def is_active(self) -> bool:
-        return True
-
-    def code(self) -> None:
-        return None
 
 
 def _options(s: Settings) -> list[tuple[str, int]]:
@@ -98,7 +87,7 @@ async def _serve_aio(kind: str, response_file: Path | None) -> None:
             max_batch_size=s.max_batch_size,
             max_stream_messages=s.max_stream_messages,
         )
-        ctx = _SyncContext()
+        ctx = LiveCallContext()
 
         class Service(spb_grpc.AlignmentServiceServicer):
             async def RecommendAdjustments(self, request: Any, context: Any) -> Any:
@@ -125,14 +114,7 @@ async def _serve_aio(kind: str, response_file: Path | None) -> None:
 
 def _start_aio(out: Path, name: str, kind: str, response_file: Path) -> procs.Proc:
     argv = [sys.executable, "-m", "bench.aio_probe", "serve", "--kind", kind, "--response-file", str(response_file)]
-    p = procs.spawn(name, argv, out, cwd=ROOT)
-    try:
-        p.port = procs.read_port_line(p, "listening on port ", 60)
-        procs.wait_serving(p.port, 60)
-    except BaseException:
-        p.stop()
-        raise
-    return p
+    return procs.await_serving(procs.spawn(name, argv, out, cwd=ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,14 +51,7 @@ def _start(root: Path, out: Path, name: str, workers: int) -> procs.Proc:
         cwd=root,
         port=port,
     )
-    try:
-        if port == 0:
-            p.port = procs.read_port_line(p, "listening on port ", 60)
-        procs.wait_serving(p.port, 60)
-    except BaseException:
-        p.stop()
-        raise
-    return p
+    return procs.await_serving(p)
 
 
 def main(argv: list[str] | None = None) -> int:

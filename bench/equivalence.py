@@ -177,7 +177,7 @@ class _Registry:
         return self.model
 
 
-class _Context:
+class LiveCallContext:
     """A live call with no deadline: enough of grpc.ServicerContext for the handlers."""
 
     def time_remaining(self) -> float | None:
@@ -204,7 +204,7 @@ def servicer_outputs(model: OnnxModel, msgs: list[pb.GaitAssessment]) -> dict[st
     from service.api.servicer import AlignmentServicer
     from service.validation import Limits
 
-    ctx: Any = _Context()
+    ctx: Any = LiveCallContext()
     out: dict[str, Any] = {}
     for pname, pol in _policies().items():
         svc = AlignmentServicer(
@@ -354,7 +354,7 @@ def _time() -> None:
         max_stream_messages=100,
     )
     wire = batch_request(1000).SerializeToString()
-    ctx: Any = _Context()
+    ctx: Any = LiveCallContext()
 
     def rpc_batch() -> None:
         req = spb.BatchRecommendAdjustmentsRequest.FromString(wire)

@@ -168,3 +168,16 @@ def all_stopped(procs: list[Proc]) -> Iterator[list[Proc]]:
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+def await_serving(p: Proc, timeout_s: float = 60.0) -> Proc:
+    """Learn the port from the child's `listening on port <n>` line when it was started on port 0,
+    wait until it answers health SERVING, and stop it (then re-raise) if either fails."""
+    try:
+        if p.port == 0:
+            p.port = read_port_line(p, "listening on port ", timeout_s)
+        wait_serving(p.port, timeout_s)
+    except BaseException:
+        p.stop()
+        raise
+    return p

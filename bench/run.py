@@ -210,12 +210,10 @@ def start_echo(out: Path, name: str, response: Path, processes: int) -> procs.Pr
         for i in range(1, processes):
             extra = procs.spawn(f"{name}-{i}", [*argv, "--address", f"127.0.0.1:{port}", "--reuse-port"], out, cwd=ROOT)
             lead.extra.append(extra.popen)
-        lead.port = procs.read_port_line(lead, "listening on port ", 30)
-        procs.wait_serving(lead.port, 30)
     except BaseException:
         lead.stop()
         raise
-    return lead
+    return procs.await_serving(lead, 30)
 
 
 def measure_startup(out: Path, res: Results, i: int) -> None:
