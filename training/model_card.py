@@ -293,8 +293,8 @@ the conditional-median magnitude moved the numbers beyond that; the reference wa
 - Reference walks: how much a patient's gait drifts between two visits is an assumption (0.4 of the
   between-patient SD, a test-retest ICC of about 0.86 [K]). Measured once (2500 fresh simulated
   patients, all sensors, seed 777): if real drift is twice that, strict direction accuracy with a
-  reference falls from 0.493 to 0.482 and specificity from 0.967 to 0.961; at three times, to 0.463
-  and 0.932. A reference from long ago, or from before a change in health, weight or activity, is
+  reference falls from 0.490 to 0.479 and specificity from 0.964 to 0.954; at three times, to 0.459
+  and 0.935 (one walk without a reference: 0.360 and 0.968 whatever the drift). A reference from long ago, or from before a change in health, weight or activity, is
   worth less than one from the start of the same fitting.
 - Textbook cases (tests/contract): the suite passes, but a few cases are decided by a probability
   margin of a few hundredths over "no change"; retraining on other data can flip them, so the suite
