@@ -145,6 +145,13 @@ def format_recommendation(r: pb.Recommendation) -> str:
         lines.append("")
         lines.append("gait deviations (vs prosthesis-user norms):")
         lines.extend(f"  - {d.description}" for d in r.deviations)
+    if r.changes_since_reference:
+        lines.append("")
+        lines.append("changed since the reference walk:")
+        lines.extend(
+            f"  - {c.feature}: {c.reference_value:g} -> {c.value:g} {c.unit} ({c.change:+.3g}, {c.change_in_sd:+.1f} SD)"
+            for c in r.changes_since_reference
+        )
     if r.non_alignment_findings:
         lines.append("")
         lines.append("not an alignment issue?")

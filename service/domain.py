@@ -242,6 +242,18 @@ class MeasurementSuggestion:
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureChange:
+    """A feature's change since the reference walk (canonical units)."""
+
+    feature: str
+    reference_value: float
+    value: float
+    change: float
+    unit: str
+    change_in_sd: float
+
+
+@dataclass(frozen=True, slots=True)
 class Recommendation:
     assessment_id: str
     model: ModelRef
@@ -256,3 +268,4 @@ class Recommendation:
     suggested_measurements: tuple[MeasurementSuggestion, ...]
     warnings: tuple[str, ...]
     parameter_estimates: tuple[ParameterEstimate, ...] = field(default=())
+    changes_since_reference: tuple[FeatureChange, ...] = field(default=())

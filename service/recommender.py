@@ -44,6 +44,7 @@ from service.domain import (
     AssessmentBatch,
     ConfidenceLevel,
     Deviation,
+    FeatureChange,
     FloatArray,
     GaitAssessment,
     MeasurementSuggestion,
@@ -62,6 +63,11 @@ NO_REFERENCE_HINT = (
     "no reference walk was sent: the same patient's features at the alignment last accepted "
     "(reference_features) separate a misalignment from the way this patient walks anyway"
 )
+# A change since the reference walk is listed from one between-patient SD of prosthesis users (the
+# catalog norm): the model's own sensitivity is finer, but smaller changes are within what a patient's
+# gait drifts between visits (training.cohort.VISIT_DRIFT_Z) and would only lengthen the list.
+REFERENCE_CHANGE_SD = 1.0
+MAX_REFERENCE_CHANGES = 8
 NOT_READ_REFERENCE_WARNING = "the served model does not read reference walks: reference_features were checked but not used"
 _NORM_MEAN = {lvl: np.array([f.normative[lvl].mean for f in FEATURES]) for lvl in AmputationLevel}
 _NORM_SD = {lvl: np.array([f.normative[lvl].sd for f in FEATURES]) for lvl in AmputationLevel}
@@ -661,6 +667,11 @@ class Recommender:
                     suggested_measurements=suggestions,
                     warnings=warnings,
                     parameter_estimates=estimates,
+                    changes_since_reference=(
+                        _changes_since_reference(batch.values[r], batch.reference_values[r], li)
+                        if ref_rows is not None and ref_rows[r] and batch.reference_values is not None
+                        else ()
+                    ),
                 )
             )
         return out
@@ -847,6 +858,27 @@ def _findings(matched: list[int], recommended: frozenset[Parameter], explained: 
         if not (recommended & alignment_params) and _PAT_FEATURE[k] not in explained:
             out.append(NonAlignmentFinding(code, message, _PAT_NAMES[k]))
     return tuple(out)
+
+
+def _changes_since_reference(values: FloatArray, reference: FloatArray, level_index: int) -> tuple[FeatureChange, ...]:
+    """Features that changed since the reference walk by >= REFERENCE_CHANGE_SD normative SDs,
+    largest first: what the model's reference stage reads, in words a prosthetist can check."""
+    sd = _SD_BY_LEVEL[level_index]
+    with np.errstate(invalid="ignore"):
+        in_sd = (values - reference) / sd
+    idx = np.flatnonzero(np.abs(np.nan_to_num(in_sd)) >= REFERENCE_CHANGE_SD)
+    order = idx[np.argsort(-np.abs(in_sd[idx]), kind="stable")][:MAX_REFERENCE_CHANGES]
+    return tuple(
+        FeatureChange(
+            FEATURE_NAMES[i],
+            float(reference[i]),
+            float(values[i]),
+            float(values[i] - reference[i]),
+            FEATURES[i].unit,
+            round(float(in_sd[i]), 2),
+        )
+        for i in order.tolist()
+    )
 
 
 def _suggest(

@@ -135,6 +135,15 @@ def recommendation_to_proto(r: Recommendation, out: pb.Recommendation | None = N
     m.missing_features.extend(r.missing_features)
     m.imputed_features.extend(r.imputed_features)
     m.warnings.extend(r.warnings)
+    for c in r.changes_since_reference:  # only answers sent with a reference walk
+        m.changes_since_reference.add(
+            feature=c.feature,
+            reference_value=c.reference_value,
+            value=c.value,
+            change=c.change,
+            unit=c.unit,
+            change_in_sd=c.change_in_sd,
+        )
     # The model reference, adjustments, deviations, suggestions and parameter estimates (7 per
     # answer, the bulk of a batch response) as wire bytes: see _packed.
     m.MergeFromString(_packed(r))

@@ -234,3 +234,13 @@ def test_batch_and_stream_read_the_reference_walk_like_a_single_call(client: Ali
     assert got.parameter_estimates[0].probability_decrease != alone.parameter_estimates[0].probability_decrease
     streamed = list(client.stream([follow_up]))
     assert streamed[0].recommendation.parameter_estimates[0].probability_decrease == single.parameter_estimates[0].probability_decrease
+
+
+def test_follow_up_answer_names_what_changed_since_the_reference(client: AlignmentClient) -> None:
+    r = client.recommend(load_assessment(EXAMPLES / "toe_out_since_last_visit_transtibial.json"))
+    changes = {c.feature: c for c in r.changes_since_reference}
+    toe = changes["foot_progression_angle_prosthetic_deg"]
+    assert (toe.reference_value, toe.value, toe.change, toe.unit) == (9.0, 22.0, 13.0, "deg")
+    assert toe.change_in_sd > 2
+    assert "walking_speed_m_per_s" not in changes  # unchanged
+    assert not client.recommend(load_assessment(EXAMPLES / "toe_out_transtibial.json")).changes_since_reference

@@ -199,3 +199,27 @@ def test_reference_walk_hint_and_unread_reference_warning() -> None:
     recs = Recommender(Policy.default()).recommend(old, [plain, with_ref])  # type: ignore[arg-type]
     assert NOT_READ_REFERENCE_WARNING in recs[1].warnings
     assert NO_REFERENCE_HINT not in recs[0].warnings
+
+
+def test_changes_since_the_reference_walk_are_listed_largest_first() -> None:
+    level = AmputationLevel.TRANSTIBIAL
+    norm = {f.name: f.normative[level] for f in FEATURES}
+    patient = PatientContextInput(level, Side.LEFT, 80.0)
+    toe, width, speed = "foot_progression_angle_prosthetic_deg", "step_width_m", "walking_speed_m_per_s"
+    ref = {toe: norm[toe].mean, width: norm[width].mean, speed: norm[speed].mean}
+    now = {toe: norm[toe].mean + 3 * norm[toe].sd, width: norm[width].mean + 1.5 * norm[width].sd, speed: norm[speed].mean + 0.2 * norm[speed].sd}
+    g = validate_assessment(
+        AssessmentInput(
+            "r",
+            patient,
+            tuple(FeatureInput(n, v) for n, v in now.items()),
+            tuple(FeatureInput(n, v) for n, v in ref.items()),
+        )
+    )
+    plain = validate_assessment(AssessmentInput("p", patient, tuple(FeatureInput(n, v) for n, v in now.items())))
+    with_ref, alone = Recommender(Policy.default()).recommend(ScriptedModel(), [g, plain])  # type: ignore[arg-type]
+    got = [(c.feature, round(c.change_in_sd, 2)) for c in with_ref.changes_since_reference]
+    assert got == [(toe, 3.0), (width, 1.5)]  # the 0.2 SD speed change is within visit-to-visit drift
+    c = with_ref.changes_since_reference[0]
+    assert c.unit == "deg" and c.change == pytest.approx(c.value - c.reference_value)
+    assert alone.changes_since_reference == ()

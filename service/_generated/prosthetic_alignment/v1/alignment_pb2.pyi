@@ -268,7 +268,7 @@ class MeasurementSuggestion(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., sensor_kind: _Optional[_Union[SensorKind, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Recommendation(_message.Message):
-    __slots__ = ("assessment_id", "model", "adjustments", "no_change_needed", "deviations", "non_alignment_findings", "missing_features", "imputed_features", "overall_confidence", "confidence_level", "suggested_measurements", "warnings", "parameter_estimates")
+    __slots__ = ("assessment_id", "model", "adjustments", "no_change_needed", "deviations", "non_alignment_findings", "missing_features", "imputed_features", "overall_confidence", "confidence_level", "suggested_measurements", "warnings", "parameter_estimates", "changes_since_reference")
     ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ADJUSTMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -282,6 +282,7 @@ class Recommendation(_message.Message):
     SUGGESTED_MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     PARAMETER_ESTIMATES_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_SINCE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     assessment_id: str
     model: ModelRef
     adjustments: _containers.RepeatedCompositeFieldContainer[Adjustment]
@@ -295,7 +296,24 @@ class Recommendation(_message.Message):
     suggested_measurements: _containers.RepeatedCompositeFieldContainer[MeasurementSuggestion]
     warnings: _containers.RepeatedScalarFieldContainer[str]
     parameter_estimates: _containers.RepeatedCompositeFieldContainer[ParameterEstimate]
-    def __init__(self, assessment_id: _Optional[str] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., adjustments: _Optional[_Iterable[_Union[Adjustment, _Mapping]]] = ..., no_change_needed: _Optional[bool] = ..., deviations: _Optional[_Iterable[_Union[GaitDeviation, _Mapping]]] = ..., non_alignment_findings: _Optional[_Iterable[_Union[NonAlignmentFinding, _Mapping]]] = ..., missing_features: _Optional[_Iterable[str]] = ..., imputed_features: _Optional[_Iterable[str]] = ..., overall_confidence: _Optional[float] = ..., confidence_level: _Optional[_Union[ConfidenceLevel, str]] = ..., suggested_measurements: _Optional[_Iterable[_Union[MeasurementSuggestion, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., parameter_estimates: _Optional[_Iterable[_Union[ParameterEstimate, _Mapping]]] = ...) -> None: ...
+    changes_since_reference: _containers.RepeatedCompositeFieldContainer[FeatureChange]
+    def __init__(self, assessment_id: _Optional[str] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., adjustments: _Optional[_Iterable[_Union[Adjustment, _Mapping]]] = ..., no_change_needed: _Optional[bool] = ..., deviations: _Optional[_Iterable[_Union[GaitDeviation, _Mapping]]] = ..., non_alignment_findings: _Optional[_Iterable[_Union[NonAlignmentFinding, _Mapping]]] = ..., missing_features: _Optional[_Iterable[str]] = ..., imputed_features: _Optional[_Iterable[str]] = ..., overall_confidence: _Optional[float] = ..., confidence_level: _Optional[_Union[ConfidenceLevel, str]] = ..., suggested_measurements: _Optional[_Iterable[_Union[MeasurementSuggestion, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., parameter_estimates: _Optional[_Iterable[_Union[ParameterEstimate, _Mapping]]] = ..., changes_since_reference: _Optional[_Iterable[_Union[FeatureChange, _Mapping]]] = ...) -> None: ...
+
+class FeatureChange(_message.Message):
+    __slots__ = ("feature", "reference_value", "value", "change", "unit", "change_in_sd")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_IN_SD_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    reference_value: float
+    value: float
+    change: float
+    unit: str
+    change_in_sd: float
+    def __init__(self, feature: _Optional[str] = ..., reference_value: _Optional[float] = ..., value: _Optional[float] = ..., change: _Optional[float] = ..., unit: _Optional[str] = ..., change_in_sd: _Optional[float] = ...) -> None: ...
 
 class FieldViolation(_message.Message):
     __slots__ = ("field", "description", "reason")
