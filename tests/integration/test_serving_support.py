@@ -234,8 +234,13 @@ class ServiceProcess:
                 self._cond.wait(min(left, 0.2))
 
     def stop(self) -> None:
+        """Kill the whole process group: killing only the supervisor orphaned its workers (found
+        after a failed two-worker test left them running)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the group lives on while any worker does
+        except ProcessLookupError:
+            pass
         if self.proc.poll() is None:
-            self.proc.kill()
             self.proc.wait(10)
 
 
@@ -248,6 +253,7 @@ def spawn_service(*args: str, env: dict[str, str] | None = None) -> ServiceProce
         stderr=subprocess.PIPE,
         text=True,
         env={**clean_env, **(env or {})},
+        start_new_session=True,  # its own process group, so stop() reaches every worker
     )
     sp = ServiceProcess(proc, time.perf_counter())
 
