@@ -17,7 +17,6 @@ import argparse
 import signal
 import sys
 import threading
-from concurrent import futures
 from pathlib import Path
 from types import FrameType
 
@@ -26,7 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
-from service.api.server import tune_gc
+from service.api.server import grpc_server, tune_gc
 from service.settings import Settings
 
 
@@ -41,17 +40,7 @@ class EchoServicer(spb_grpc.AlignmentServiceServicer):
 
 
 def build(address: str, canned: spb.RecommendAdjustmentsResponse, reuse_port: bool) -> tuple[grpc.Server, int]:
-    s = Settings(address=address, workers=1)
-    options = [
-        ("grpc.max_receive_message_length", s.max_message_bytes),
-        ("grpc.max_send_message_length", s.max_message_bytes),
-        ("grpc.so_reuseport", 1 if reuse_port else 0),
-    ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=s.grpc_threads, thread_name_prefix="rpc"),
-        options=options,
-        maximum_concurrent_rpcs=s.max_concurrent_rpcs,
-    )
+    server = grpc_server(Settings(address=address, workers=1), reuse_port)
     spb_grpc.add_AlignmentServiceServicer_to_server(EchoServicer(canned), server)  # type: ignore[no-untyped-call]
     hs = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)

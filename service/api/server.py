@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +184,28 @@ def _credentials(s: Settings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
+def grpc_server(
+    s: Settings,
+    reuse_port: bool,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),  # type: ignore[type-arg]
+) -> grpc.Server:
+    """The grpc.Server every serving process uses (and bench/echo_server.py, so the bare echo
+    ceiling is measured with exactly the same framework settings)."""
+    options = [
+        ("grpc.max_receive_message_length", s.max_message_bytes),
+        ("grpc.max_send_message_length", s.max_message_bytes),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=s.grpc_threads, thread_name_prefix="rpc"),
+        options=options,
+        interceptors=list(interceptors),
+        # Past this many in-flight calls grpc answers RESOURCE_EXHAUSTED at once instead of
+        # queueing without bound (back-pressure the client can see and retry elsewhere).
+        maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+    )
+
+
 def build_server(
     s: Settings,
     *,
@@ -216,19 +239,7 @@ def build_server(
                 tokens, admin, exempt_health=s.auth_exempt_health, on_denied=lambda c: metrics.auth_failures.labels(c.name).inc()
             )
         )
-    options = [
-        ("grpc.max_receive_message_length", s.max_message_bytes),
-        ("grpc.max_send_message_length", s.max_message_bytes),
-        ("grpc.so_reuseport", 1 if reuse_port else 0),
-    ]
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=s.grpc_threads, thread_name_prefix="rpc"),
-        options=options,
-        interceptors=interceptors,
-        # Past this many in-flight calls grpc answers RESOURCE_EXHAUSTED at once instead of
-        # queueing without bound (back-pressure the client can see and retry elsewhere).
-        maximum_concurrent_rpcs=s.max_concurrent_rpcs,
-    )
+    server = grpc_server(s, reuse_port, interceptors)
     running = RunningServer(
         server, 0, registry, HealthServicer(), metrics, s, worker=worker, supervisor_pid=supervisor_pid
     )

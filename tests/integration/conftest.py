@@ -10,6 +10,7 @@ from service.api.server import RunningServer, build_server
 from service.client import AlignmentClient
 from service.settings import Settings
 from tests.conftest import MODELS_DIR
+from tests.integration.test_serving_support import add_version
 
 
 def start(models_dir: Path = MODELS_DIR, **overrides: object) -> RunningServer:
@@ -34,3 +35,11 @@ def rpc_error(fn, *args, **kwargs) -> grpc.RpcError:  # type: ignore[no-untyped-
     with pytest.raises(grpc.RpcError) as exc:
         fn(*args, **kwargs)
     return exc.value
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> Path:
+    """A private model tree holding a copy of the bundled model as version 1.0.0."""
+    root = tmp_path / "models"
+    add_version(root, "1.0.0")
+    return root

@@ -26,13 +26,6 @@ ASSESSMENT = load_assessment(EXAMPLES / "toe_out_transtibial.json")
 
 
 @pytest.fixture
-def models(tmp_path: Path) -> Path:
-    root = tmp_path / "models"
-    add_version(root, "1.0.0")
-    return root
-
-
-@pytest.fixture
 def server(models: Path) -> Iterator[RunningServer]:
     running = start(models, max_loaded_versions=2)
     yield running

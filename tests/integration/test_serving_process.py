@@ -38,13 +38,6 @@ MARKED.assessment_id = SECRET_ID
 
 
 @pytest.fixture
-def models(tmp_path: Path) -> Path:
-    root = tmp_path / "models"
-    add_version(root, "1.0.0")
-    return root
-
-
-@pytest.fixture
 def launch() -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
 
