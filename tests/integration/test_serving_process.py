@@ -52,7 +52,10 @@ def launch() -> Iterator[Callable[..., ServiceProcess]]:
 
 
 def version_answering(target: str) -> str:
-    with AlignmentClient.connect(target, timeout_s=10) as c:
+    # A private subchannel pool: grpc otherwise shares one TCP connection between channels to the
+    # same target, and every call of a "fresh" channel would land on the same SO_REUSEPORT worker.
+    channel = grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+    with AlignmentClient(channel, timeout_s=10) as c:
         return c.recommend(ASSESSMENT).model.version
 
 
