@@ -98,6 +98,11 @@ def tracing_interceptor() -> grpc.ServerInterceptor | None:  # type: ignore[type
     return _TracingInterceptor(trace)
 
 
+# The SDK would otherwise attach an "exception" event with the traceback of a failed call, whose
+# messages name the rejected feature values (patient data). The status is set by finish() instead.
+_NO_EXCEPTION_EVENTS = {"record_exception": False, "set_status_on_exception": False}
+
+
 class _TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, trace: Any) -> None:
         self._trace = trace
@@ -127,7 +132,7 @@ class _TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
         def unary(fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
             def wrapped(req: Any, context: grpc.ServicerContext) -> Any:
-                with tracer.start_as_current_span(method, kind=kind, attributes=attrs) as span:
+                with tracer.start_as_current_span(method, kind=kind, attributes=attrs, **_NO_EXCEPTION_EVENTS) as span:
                     failed: BaseException | None = None
                     try:
                         return fn(req, context)
@@ -141,7 +146,7 @@ class _TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
         def streaming(fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
             def wrapped(req: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                with tracer.start_as_current_span(method, kind=kind, attributes=attrs) as span:
+                with tracer.start_as_current_span(method, kind=kind, attributes=attrs, **_NO_EXCEPTION_EVENTS) as span:
                     failed: BaseException | None = None
                     try:
                         yield from fn(req, context)

@@ -7,7 +7,6 @@ import contextlib
 import io
 import logging
 import sys
-import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.conftest import EXAMPLES, MODELS_DIR
 from tests.integration.conftest import rpc_error, start
 from tests.integration.test_serving_support import free_port, metric, samples, scrape
 
+SERVICE = "prosthetic_alignment.v1.AlignmentService"
 TOKEN = "metrics-test-token-0123456789"
 ASSESSMENT = load_assessment(EXAMPLES / "toe_out_transtibial.json")
 # Values that must never show up in a log line.
@@ -146,71 +146,62 @@ def test_logs_never_contain_feature_values_or_assessment_ids(server: RunningServ
         assert secret not in text, f"{secret} leaked into the logs"
 
 
-class _FakeSpan:
-    def __init__(self, name: str, attributes: dict[str, str]) -> None:
-        self.name, self.attributes, self.status = name, dict(attributes), None
+@pytest.fixture(scope="module")
+def span_exporter() -> Any:
+    """The real OpenTelemetry SDK with an in-memory exporter as the process's tracer provider.
 
-    def __enter__(self) -> _FakeSpan:
-        return self
+    The global provider can be set once per process; tracers handed out before (proxies) delegate
+    to it from then on, so servers built by other tests only gain spans nobody reads.
+    """
+    trace = pytest.importorskip("opentelemetry.trace", reason="the opentelemetry API is a dev dependency")
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace", reason="the opentelemetry SDK is a dev dependency")
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    def set_attribute(self, key: str, value: str) -> None:
-        self.attributes[key] = value
-
-    def set_status(self, status: object) -> None:
-        self.status = status
-
-
-def _fake_opentelemetry(spans: list[_FakeSpan]) -> types.ModuleType:
-    """Just enough of the `opentelemetry.trace` API to observe the interceptor's spans."""
-    trace = types.ModuleType("opentelemetry.trace")
-
-    class Tracer:
-        def start_as_current_span(self, name: str, kind: object = None, attributes: dict[str, str] | None = None) -> _FakeSpan:
-            span = _FakeSpan(name, attributes or {})
-            spans.append(span)
-            return span
-
-    trace.get_tracer = lambda _name: Tracer()  # type: ignore[attr-defined]
-    trace.SpanKind = types.SimpleNamespace(SERVER="server")  # type: ignore[attr-defined]
-    trace.Status = lambda code, desc: (code, desc)  # type: ignore[attr-defined]
-    trace.StatusCode = types.SimpleNamespace(ERROR="error")  # type: ignore[attr-defined]
-    return trace
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, sdk_trace.TracerProvider):
+        provider = sdk_trace.TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
 
 
-def test_tracing_is_off_without_opentelemetry() -> None:
-    try:
-        import opentelemetry  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        assert tracing_interceptor() is None
-    else:
-        pytest.skip("opentelemetry is installed here")
+def test_tracing_is_off_without_opentelemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes the import raise ImportError, as on a machine without the package.
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)
+    assert tracing_interceptor() is None
 
 
-def test_a_span_per_rpc_when_opentelemetry_is_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    spans: list[_FakeSpan] = []
-    if "opentelemetry.trace" not in sys.modules:
-        monkeypatch.setitem(sys.modules, "opentelemetry", types.ModuleType("opentelemetry"))
-        monkeypatch.setitem(sys.modules, "opentelemetry.trace", _fake_opentelemetry(spans))
-    else:  # pragma: no cover - a real installation: the API gives no-op spans, just check it serves
-        pass
+def test_a_span_per_rpc_with_the_opentelemetry_sdk(span_exporter: Any) -> None:
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    span_exporter.clear()
     running = start()
     try:
         with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=10) as c:
             c.recommend(ASSESSMENT)
-            bad = load_assessment(EXAMPLES / "toe_out_transtibial.json")
-            bad.features.add(name="no_such_feature", value=1.0)
-            rpc_error(c.recommend, bad)
+            rpc_error(c.recommend, _marked(speed=SECRET_BAD))  # out of range: INVALID_ARGUMENT
             assert [r.sequence for r in c.stream([ASSESSMENT])] == [1]
     finally:
         running.stop(0.5)
-    if not spans:
-        return
+    # Nothing of the request reaches a span: not the id, not the rejected value (the SDK would put
+    # it there with an exception event carrying the error message).
+    exported = "".join(s.to_json() for s in span_exporter.get_finished_spans())
+    for secret in (SECRET_ID, str(SECRET_BAD), "83.21"):
+        assert secret not in exported, f"{secret} leaked into a span"
+    # Health checks and reflection are traced too; look at the service's own RPCs.
+    spans = [s for s in span_exporter.get_finished_spans() if s.attributes["rpc.service"] == SERVICE]
     by_status = [(s.attributes["rpc.method"], s.attributes["rpc.grpc.status_code"]) for s in spans]
-    assert ("RecommendAdjustments", "OK") in by_status
-    assert ("RecommendAdjustments", "INVALID_ARGUMENT") in by_status
-    assert ("StreamRecommendAdjustments", "OK") in by_status
-    assert all(s.attributes["rpc.service"] and s.name.startswith("/") for s in spans)
-    assert all(set(s.attributes) == {"rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code"} for s in spans)
+    assert sorted(by_status) == [
+        ("RecommendAdjustments", "INVALID_ARGUMENT"),
+        ("RecommendAdjustments", "OK"),
+        ("StreamRecommendAdjustments", "OK"),
+    ]
+    for s in spans:
+        assert s.kind is SpanKind.SERVER and s.name == f"/{SERVICE}/{s.attributes['rpc.method']}"
+        # RPC name and status only: never request content (no assessment id, no feature value).
+        assert set(s.attributes) == {"rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code"}
+        assert not s.events
+        failed = s.attributes["rpc.grpc.status_code"] != "OK"
+        assert (s.status.status_code is StatusCode.ERROR) == failed
