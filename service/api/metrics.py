@@ -84,12 +84,11 @@ class Metrics:
 
 # -- OpenTelemetry (optional) ---------------------------------------------------------------------
 def tracing_interceptor() -> grpc.ServerInterceptor | None:  # type: ignore[type-arg]
-    """A span per RPC when the `opentelemetry` API is importable; None otherwise.
+    """A span per RPC when the `opentelemetry` API is importable; None otherwise (Settings.tracing).
 
     Imported dynamically so the runtime never depends on it (DESIGN 2: the service needs only grpcio,
     protobuf, numpy, onnxruntime, pydantic). Without an SDK configured by the deployment the API
-    hands out no-op spans, so this costs next to nothing. Span attributes are RPC name and status
-    only: never request content.
+    hands out no-op spans. Span attributes are RPC name and status only: never request content.
     """
     try:
         trace = importlib.import_module("opentelemetry.trace")

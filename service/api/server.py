@@ -38,7 +38,7 @@ from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grp
 from service.api.auth import BearerAuthInterceptor, load_tokens
 from service.api.metrics import Metrics, tracing_interceptor
 from service.api.servicer import AdminServicer, AlignmentServicer
-from service.errors import ModelArtifactError
+from service.errors import DependencyMissingError, ModelArtifactError
 from service.recommender import Policy, Recommender
 from service.registry import ModelRegistry, RefreshResult
 from service.settings import Settings
@@ -230,7 +230,9 @@ def build_server(
     tokens = load_tokens(s.auth_tokens.get_secret_value() if s.auth_tokens else None, s.auth_tokens_file)
     admin = load_tokens(s.admin_tokens.get_secret_value() if s.admin_tokens else None, None)
     interceptors: list[grpc.ServerInterceptor] = []  # type: ignore[type-arg]
-    tracer = tracing_interceptor()
+    tracer = tracing_interceptor() if s.tracing else None
+    if s.tracing and tracer is None:  # the settings checked the package; its trace module did not import
+        raise DependencyMissingError("tracing is on but opentelemetry.trace cannot be imported")
     if tracer is not None:  # outermost, so refused calls are traced too
         interceptors.append(tracer)
     if tokens or admin:
@@ -315,7 +317,7 @@ def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervi
     t0 = time.perf_counter()
     try:
         running = build_server(s, reuse_port=reuse_port, worker=worker, supervisor_pid=supervisor_pid)
-    except (ModelArtifactError, OSError) as exc:
+    except (ModelArtifactError, DependencyMissingError, OSError) as exc:
         log.error("startup failed", extra={"error": str(exc), "worker": worker})
         return EXIT_STARTUP_FAILED
     holder.append(running)

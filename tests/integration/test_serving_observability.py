@@ -173,11 +173,25 @@ def test_tracing_is_off_without_opentelemetry(monkeypatch: pytest.MonkeyPatch) -
     assert tracing_interceptor() is None
 
 
+def test_tracing_is_opt_in_and_needs_the_package(monkeypatch: pytest.MonkeyPatch, span_exporter: Any) -> None:
+    span_exporter.clear()
+    running = start()  # tracing defaults to off even with the package installed
+    try:
+        with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=10) as c:
+            c.recommend(ASSESSMENT)
+    finally:
+        running.stop(0.5)
+    assert not span_exporter.get_finished_spans()
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    with pytest.raises(ValueError, match="opentelemetry-api"):
+        Settings(tracing=True)
+
+
 def test_a_span_per_rpc_with_the_opentelemetry_sdk(span_exporter: Any) -> None:
     from opentelemetry.trace import SpanKind, StatusCode
 
     span_exporter.clear()
-    running = start()
+    running = start(tracing=True)
     try:
         with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=10) as c:
             c.recommend(ASSESSMENT)
