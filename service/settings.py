@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     max_stream_messages: int = Field(100_000, ge=1, description="messages in one stream session")
     stream_idle_timeout_s: float = Field(300.0, gt=0, description="close a stream idle this long")
     grpc_threads: int = Field(16, ge=1, le=512, description="handler threads per worker")
+    # Single-assessment calls are CPU-bound under one GIL: 16 of them interleaving on 16 threads cost
+    # ~15-20% more CPU per call than a short queue in front of 2 threads (bench/unary_probe.py).
+    # Streams, batches, health and reflection keep the grpc_threads pool, so a long stream session
+    # or batch never holds up a single call's lane, nor the other way round.
+    unary_threads: int = Field(
+        2, ge=1, le=64, description="threads per worker for RecommendAdjustments and GetModel (own queue)"
+    )
 
     # Process model and lifecycle.
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)

@@ -159,7 +159,11 @@ class _TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
 
         kw = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kw)
+            traced = unary(handler.unary_unary)
+            pool = getattr(handler.unary_unary, "experimental_thread_pool", None)
+            if pool is not None:  # keep the method on its own pool (server.on_pool)
+                traced.experimental_thread_pool = pool  # type: ignore[attr-defined]
+            return grpc.unary_unary_rpc_method_handler(traced, **kw)
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kw)
         if handler.unary_stream is not None:

@@ -21,11 +21,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -99,6 +100,38 @@ class HealthServicer(health.HealthServicer):
             cb(None)
 
 
+# The quick, single-assessment RPCs that get their own small pool (Settings.unary_threads).
+UNARY_LANE_METHODS = ("RecommendAdjustments", "GetModel")
+
+
+def on_pool(fn: Callable[[Any, grpc.ServicerContext], Any], pool: futures.ThreadPoolExecutor) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """`fn` marked to run on `pool` instead of the server's pool.
+
+    grpc's sync server looks for `experimental_thread_pool` on a method's behaviour
+    (grpc/_server.py, _select_thread_pool_for_behavior); interceptors that wrap a behaviour carry
+    the mark over (metrics.tracing_interceptor), and tests/integration checks the call really runs
+    on the pool's threads, so a grpc upgrade that drops the hook is caught.
+    """
+
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
+        return fn(request, context)
+
+    call.experimental_thread_pool = pool  # type: ignore[attr-defined]
+    return call
+
+
+class _OnPool:
+    """The servicer as the generated registration sees it, with `methods` marked for `pool`."""
+
+    def __init__(self, servicer: object, pool: futures.ThreadPoolExecutor, methods: Sequence[str]) -> None:
+        self._servicer = servicer
+        self._marked = {m: on_pool(getattr(servicer, m), pool) for m in methods}
+
+    def __getattr__(self, name: str) -> Any:
+        marked = self._marked.get(name)
+        return marked if marked is not None else getattr(self._servicer, name)
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
@@ -110,6 +143,7 @@ class RunningServer:
     metrics_port: int | None = None
     worker: int = 0
     servicer: AlignmentServicer | None = None
+    unary_pool: futures.ThreadPoolExecutor | None = None
     # Set when this process is one of several workers: the admin RPC then asks the supervisor to
     # make the whole group reload (a reload in one worker alone would leave the others stale).
     supervisor_pid: int | None = None
@@ -166,6 +200,8 @@ class RunningServer:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         # grpc refuses new calls from here on and cancels whatever is still running after `grace`.
         self.server.stop(grace).wait(grace + 1.0)
+        if self.unary_pool is not None:
+            self.unary_pool.shutdown(wait=False)
         self.metrics.close()
         log.info("drained", extra={"drain_s": round(time.monotonic() - t0, 3), "worker": self.worker})
         self._stop.set()
@@ -256,7 +292,10 @@ def build_server(
         stream_idle_timeout_s=s.stream_idle_timeout_s,
     )
     running.servicer = servicer
-    spb_grpc.add_AlignmentServiceServicer_to_server(servicer, server)
+    running.unary_pool = futures.ThreadPoolExecutor(max_workers=s.unary_threads, thread_name_prefix="unary")
+    spb_grpc.add_AlignmentServiceServicer_to_server(
+        _OnPool(servicer, running.unary_pool, UNARY_LANE_METHODS), server
+    )
     admin_grpc.add_AlignmentAdminServiceServicer_to_server(AdminServicer(running.admin_reload), server)
     health_pb2_grpc.add_HealthServicer_to_server(running.health, server)
     reflection.enable_server_reflection(

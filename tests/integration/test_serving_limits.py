@@ -196,3 +196,65 @@ def test_batch_calls_beyond_the_slots_wait_within_their_deadline() -> None:
             assert resp.results[0].WhichOneof("result") == "recommendation"  # type: ignore[attr-defined]
     finally:
         running.stop(0.5)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"tracing": True}, {"auth_tokens": "lane-test-token-0123456789"}], ids=["plain", "traced", "auth"])
+def test_single_calls_run_on_their_own_pool_and_streams_and_batches_do_not(overrides: dict[str, object]) -> None:
+    """RecommendAdjustments and GetModel run on the `unary` threads (Settings.unary_threads), through
+    the interceptors too; batches and stream sessions stay on the server's pool. Fails if grpc drops
+    the per-method thread-pool hook the lane relies on."""
+    running = start(unary_threads=1, **overrides)
+    try:
+        assert running.servicer is not None
+        rec = running.servicer.recommender
+        seen: list[tuple[int, str]] = []
+        original = rec.recommend
+
+        def spy(model: object, assessments: object, **kw: object) -> object:
+            seen.append((len(assessments), threading.current_thread().name))  # type: ignore[arg-type]
+            return original(model, assessments, **kw)  # type: ignore[arg-type]
+
+        rec.recommend = spy  # type: ignore[method-assign]
+        token = overrides.get("auth_tokens")
+        with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=10, token=token) as c:  # type: ignore[arg-type]
+            c.recommend(ASSESSMENT)
+            c.recommend_batch([ASSESSMENT, ASSESSMENT])
+            assert [r.sequence for r in c.stream([ASSESSMENT])] == [1]
+            c.get_model()
+        single, batch, stream = seen
+        assert single[1].startswith("unary"), seen
+        assert batch[0] == 2 and batch[1].startswith("rpc"), seen
+        assert stream[1].startswith("rpc"), seen
+    finally:
+        running.stop(0.5)
+
+
+def test_a_busy_single_call_lane_does_not_hold_up_streams_or_batches() -> None:
+    """With the one lane thread blocked, a stream session and a batch call are still answered."""
+    running = start(unary_threads=1)
+    try:
+        assert running.servicer is not None
+        release = threading.Event()
+        entered = threading.Event()
+        rec = running.servicer.recommender
+        original = rec.recommend
+
+        def blocking(model: object, assessments: object, **kw: object) -> object:
+            if threading.current_thread().name.startswith("unary"):
+                entered.set()
+                release.wait(10)
+            return original(model, assessments, **kw)  # type: ignore[arg-type]
+
+        rec.recommend = blocking  # type: ignore[method-assign]
+        with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=10) as c:
+            single = threading.Thread(target=lambda: c.recommend(ASSESSMENT))
+            single.start()
+            try:
+                assert entered.wait(5)
+                assert [r.sequence for r in c.stream([ASSESSMENT])] == [1]
+                assert c.recommend_batch([ASSESSMENT]).results[0].WhichOneof("result") == "recommendation"
+            finally:
+                release.set()
+                single.join(10)
+    finally:
+        running.stop(0.5)
