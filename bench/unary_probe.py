@@ -9,8 +9,9 @@ Three measurements, printed side by side:
    calls: whether the core going idle between requests (as it does at c=1) slows the next one;
 2. the same stage timers inside a real server process (`--serve`, this module's child mode) under
    h2load at c=1: the handler's own CPU per call next to the whole server's CPU per call;
-3. `python -m service --workers 1` with ALIGN_GRPC_THREADS 1, 2 and 16, loaded at c=1 and c=16 in
-   interleaved rounds: what the handler thread count costs or buys.
+3. `python -m service --workers 1` with ALIGN_UNARY_THREADS 1, 2 (the default) and 16 (what every
+   call had before the lane: the server's 16-thread pool), loaded at c=1 and c=16 in interleaved
+   rounds: what the number of threads running single calls costs or buys.
 
 Loopback only; every server is stopped in `finally`.
 """
@@ -202,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         probe.stop()
         del servers["probe"]
 
-        print("\n## 3. handler threads per worker (ALIGN_GRPC_THREADS), interleaved rounds")
+        print("\n## 3. threads running single calls per worker (ALIGN_UNARY_THREADS), interleaved rounds")
         threads = ("1", "2", "16")
         for t in threads:
-            servers[t], _ = start_service(out, f"threads-{t}", 1, grpc_threads=t)
+            servers[t], _ = start_service(out, f"threads-{t}", 1, unary_threads=t)
         rows: dict[tuple[str, int], list[h2load.LoadResult]] = {}
         for rnd in range(a.rounds):
             order = threads[rnd % len(threads):] + threads[: rnd % len(threads)]
