@@ -10,6 +10,7 @@ person walks toward the camera (their left appears on image right) or away from 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -128,20 +129,29 @@ def extract_video_pose(
     out.add("cadence_steps_per_min", 60.0 / float(np.median(steps)), "60 / median step time", len(steps), Precision.LOW)
     hp, kn, an = (j[f"{side.prefix}_{n}"] for n in ("hip", "knee", "ankle"))
     a_vec, b_vec = kn - hp, an - kn
-    cos = np.sum(a_vec * b_vec, axis=1) / (np.linalg.norm(a_vec, axis=1) * np.linalg.norm(b_vec, axis=1))
+    norms = np.linalg.norm(a_vec, axis=1) * np.linalg.norm(b_vec, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # coincident keypoints: no angle (NaN) that frame
+        cos = np.where(norms > 0, np.sum(a_vec * b_vec, axis=1) / norms, np.nan)
     knee = np.degrees(np.arccos(np.clip(cos, -1, 1)))
     p_st = stances[side]
-    load = [float(np.max(knee[a : a + max(2, int(0.4 * (b - a)))])) for a, b in p_st]
+    # Peaks over the frames that have an angle: one undetected keypoint must not void a whole stance.
+    load = [v for v in (_nanmax(knee[a : a + max(2, int(0.4 * (b - a)))]) for a, b in p_st) if math.isfinite(v)]
     out.add("knee_flexion_loading_prosthetic_deg", median_or_nan(load), "2-D knee angle peak, first 40 % stance", len(load), Precision.LOW)
     swing = []
     for _a, b in p_st:
         nxt = [h for h in events[side][0] if h > b]
         if nxt:
-            swing.append(float(np.max(knee[b : nxt[0] + 1])))
+            swing.append(_nanmax(knee[b : nxt[0] + 1]))
+    swing = [v for v in swing if math.isfinite(v)]
     out.add("knee_flexion_swing_prosthetic_deg", median_or_nan(swing), "2-D knee angle peak in swing", len(swing), Precision.LOW)
     out.warn("2-D pose: knee angles are projections (off-plane rotation and prosthetic-limb detection errors)")
     used = len(stances[Side.LEFT]) + len(stances[Side.RIGHT])
     return out.result(used, max(0, len(all_hs) - used))
+
+
+def _nanmax(x: FloatArray) -> float:
+    finite = x[np.isfinite(x)]
+    return float(finite.max()) if finite.size else math.nan
 
 
 def _peaks(x: FloatArray, gap: int) -> list[int]:

@@ -271,6 +271,19 @@ def test_video_pose_cadence_and_warnings() -> None:
         extract_video_pose(np.zeros((90, 33, 2)), 30.0, Side.LEFT)  # wrong layout
 
 
+def test_video_pose_knee_angles_survive_a_missed_keypoint_in_every_stance() -> None:
+    """An undetected knee every 10th frame (NaN, or the knee drawn on the hip) loses that frame's
+    angle, not the whole stance's peak: the knee features stay and agree with the clean video."""
+    clean = extract_video_pose(_pose(), 30.0, Side.LEFT)
+    for gap in (np.nan, "on_hip"):
+        kp = _pose()
+        frames = np.arange(3, len(kp), 10)
+        kp[frames, 13, :2] = kp[frames, 11, :2] if gap == "on_hip" else np.nan
+        res = extract_video_pose(kp, 30.0, Side.LEFT)
+        for name in ("knee_flexion_loading_prosthetic_deg", "knee_flexion_swing_prosthetic_deg"):
+            assert res.features[name] == pytest.approx(clean.features[name], abs=3.0), (gap, name)
+
+
 def test_video_pose_frontal_lean_sign() -> None:
     kp = _pose()
     kp[:, 5, 0] += 30  # shoulders shifted to image right: person's left when facing the camera
