@@ -134,10 +134,11 @@ def test_saturated_server_answers_resource_exhausted(client: AlignmentClient) ->
 
 
 def test_deadlines_are_honoured_and_expired_calls_do_no_work() -> None:
-    # One handler thread: a slow batch occupies it, so a short call waits past its deadline. 3000
-    # assessments (a larger limit than the default 1000) keep it busy for well over 0.1 s.
-    running = start(grpc_threads=1, max_batch_size=3000, max_message_bytes=32 * 1024 * 1024)
+    # 3000 assessments (a larger limit than the default 1000) keep a batch busy for well over 0.1 s;
+    # one thread for single calls, so a call queued behind a held one waits past its deadline.
+    running = start(unary_threads=1, max_batch_size=3000, max_message_bytes=32 * 1024 * 1024)
     try:
+        assert running.servicer is not None
         with AlignmentClient.connect(f"127.0.0.1:{running.port}", timeout_s=30) as c:
             slow = [ASSESSMENT] * 3000
             t0 = time.monotonic()
@@ -147,17 +148,34 @@ def test_deadlines_are_honoured_and_expired_calls_do_no_work() -> None:
             # A deadline shorter than the work: DEADLINE_EXCEEDED, not a late answer.
             err = rpc_error(c.stub.BatchRecommendAdjustments, spb.BatchRecommendAdjustmentsRequest(assessments=slow), timeout=batch_s / 4)
             assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+            # Hold the only single-call thread inside a call, queue a second call with a short
+            # deadline behind it, then let the first one finish.
+            rec = running.servicer.recommender
+            original = rec.recommend
+            entered, release = threading.Event(), threading.Event()
+
+            def held(model: object, assessments: object, **kw: object) -> object:
+                if not entered.is_set():
+                    entered.set()
+                    release.wait(10)
+                return original(model, assessments, **kw)  # type: ignore[arg-type]
+
+            rec.recommend = held  # type: ignore[method-assign]
             scored = running.metrics.assessments.labels("RecommendAdjustments")._value.get()
-            background = threading.Thread(target=c.recommend_batch, args=(slow,))
-            background.start()
-            time.sleep(batch_s / 5)
-            req = spb.RecommendAdjustmentsRequest(assessment=ASSESSMENT)
-            err = rpc_error(c.stub.RecommendAdjustments, req, timeout=0.02)
-            assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            background.join(30)
+            first = threading.Thread(target=c.recommend, args=(ASSESSMENT,))
+            first.start()
+            try:
+                assert entered.wait(5)
+                req = spb.RecommendAdjustmentsRequest(assessment=ASSESSMENT)
+                err = rpc_error(c.stub.RecommendAdjustments, req, timeout=0.05)
+                assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            finally:
+                release.set()
+                first.join(10)
             time.sleep(0.2)
-            # The queued call expired before a thread was free: it was never scored.
-            assert running.metrics.assessments.labels("RecommendAdjustments")._value.get() == scored
+            # The queued call expired before the thread was free: it was never scored.
+            assert running.metrics.assessments.labels("RecommendAdjustments")._value.get() == scored + 1
             assert c.recommend(ASSESSMENT).model.version
     finally:
         running.stop(0.5)
