@@ -127,6 +127,9 @@ CHANNELS: dict[SensorKind, tuple[str, ...]] = {
     SensorKind.OBSERVATION: (),
 }
 C3D_KINDS = frozenset({SensorKind.MOTION_CAPTURE, SensorKind.FORCE_PLATE})
+# Largest magnitude accepted for one raw sample in any accepted unit: forces in N (~1e4), moments
+# in N*m (~1e3), mocap in mm (~1e4), pixels (~1e4), gyro in deg/s (~1e4) all stay far below it.
+MAX_ABS_SAMPLE = 1e7
 # Marker gaps and undetected keypoints are legitimately NaN; force and inertial signals never are.
 _NAN_ALLOWED = frozenset({SensorKind.MOTION_CAPTURE, SensorKind.VIDEO_POSE})
 MAX_SAMPLING_RATE_HZ = 100_000.0
@@ -556,6 +559,19 @@ def _prepare_channel(
             Violation(
                 f"{where}.values",
                 f"{label} has {int(bad.sum())} {what} values (first at sample {first})",
+                INVALID_VALUE,
+            )
+        )
+        return None
+    huge = np.abs(values) > MAX_ABS_SAMPLE
+    if huge.any():
+        # No sensor here reports a sample this large in any accepted unit; arithmetic on such values
+        # overflows and would silently turn features into NaN instead of failing clearly.
+        out.append(
+            Violation(
+                f"{where}.values",
+                f"{label} has {int(huge.sum())} values beyond +-{MAX_ABS_SAMPLE:g} "
+                f"(first at sample {int(np.flatnonzero(huge)[0]) // comps}): not a measurement",
                 INVALID_VALUE,
             )
         )

@@ -277,6 +277,15 @@ def test_unknown_channel_names_the_channel() -> None:
     assert viol.reason == "UNKNOWN_CHANNEL" and "left_fot_gyr_pa" in viol.description
 
 
+def test_absurdly_large_samples_are_rejected_not_overflowed() -> None:
+    ch = pylon_channels()
+    ch["moment_sagittal_nm"] = ch["moment_sagittal_nm"].copy()
+    ch["moment_sagittal_nm"][100] = 1e300
+    v = _rejects([RecordingInput.from_arrays(SensorKind.INSTRUMENTED_PYLON, FS, ch)], mass=MASS)
+    viol = v["recordings[0].channels[1].values"]
+    assert viol.reason == "INVALID_VALUE" and "moment_sagittal_nm" in viol.description and "sample 100" in viol.description
+
+
 def test_missing_foot_channel_is_side_missing() -> None:
     ch = imu_channels(0.66, 0.66)
     del ch["right_foot_gyr_ml"]
