@@ -833,7 +833,9 @@ def _effect_drivers(level: AmputationLevel, param: Parameter, z: FloatArray, pre
     """Cheap stand-in when occlusion is off: present features this parameter moves, by |z|."""
     rows = [e for e in _EFFECTS.get((level, param), ()) if present[e.feature_index]]
     rows.sort(key=lambda e: -abs(float(z[e.feature_index])))
-    return tuple(FEATURE_NAMES[e.feature_index] for e in rows[:5])
+    # A feature can have two effect rows (e.g. hip hike: one shape for too long, one for too short).
+    names = dict.fromkeys(FEATURE_NAMES[e.feature_index] for e in rows)
+    return tuple(names)[:5]
 
 
 def _rationale(

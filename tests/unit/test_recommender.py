@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,6 +117,21 @@ def test_supporting_deviations_follow_the_effect_table() -> None:
     assert "foot_progression_angle_prosthetic_deg" in adj.supporting_deviations
     assert any(d.feature == "foot_progression_angle_prosthetic_deg" and d.z_score > 2 for d in r.deviations)
     assert "toe-out" in adj.direction
+
+
+@pytest.mark.parametrize("level", list(AmputationLevel))
+@pytest.mark.parametrize("param", PARAMS)
+def test_driving_features_are_listed_once(level: AmputationLevel, param: Parameter) -> None:
+    # Hip hike has two effect rows for PYLON_LENGTH (one shape for too long, one for too short); the
+    # answer once named it twice. Every feature deviated, each in turn the most deviated one.
+    rec = Recommender(dataclasses.replace(Policy.default(), explain=False))
+    for top in FEATURES:
+        deviated = {
+            f.name: min(f.normative[level].mean + (6 if f is top else 3) * f.normative[level].sd, f.max_value) for f in FEATURES
+        }
+        r = rec.recommend(ScriptedModel({param: (0.0, 0.95, 8.0)}), [_assessment(level, **deviated)])[0]  # type: ignore[arg-type]
+        (adj,) = [a for a in r.adjustments if a.parameter is param]
+        assert adj.driving_features and len(set(adj.driving_features)) == len(adj.driving_features), (top.name, adj.driving_features)
 
 
 def test_unexplained_deviation_becomes_a_non_alignment_finding() -> None:
