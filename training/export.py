@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from service import catalog
-from training import cohort, dataset, evaluate
+from training import cohort, dataset, evaluate, fitting_loop
 from training.onnx_graph import INPUT_NAME, build_onnx, opset_of, run_onnx
 from training.pipeline import ENGINEERED_FEATURES, OUTPUT_NAMES, monotone_signs
 from training.workflow import FitState, dump_json, load_state
@@ -256,6 +256,7 @@ def write_artifact(
     version: str,
     plots_dir: Path | None = None,
     pipeline_seconds: float | None = None,
+    fitting_patients: int = fitting_loop.PATIENTS_DEFAULT,
 ) -> Path:
     if not _VERSION_RE.match(version):
         raise ValueError(f"version must be numeric dotted (e.g. 1.0.0), got {version!r}")
@@ -379,6 +380,13 @@ def write_artifact(
     tmp.mkdir()
     (tmp / "model.onnx").write_bytes(data)
     dump_json(manifest, tmp / "manifest.json")
+    if fitting_patients > 0:
+        # The closed loop runs the exported artifact through the service's own code, so it needs the
+        # written model; its result then joins the manifest and the card.
+        t_loop = time.perf_counter()
+        manifest["fitting_loop"] = fitting_loop.run(tmp, n_patients=fitting_patients)
+        log.info("closed-loop fittings: %d patients in %.1f s", fitting_patients, time.perf_counter() - t_loop)
+        dump_json(manifest, tmp / "manifest.json")
     plot_names: list[str] = []
     if plots_dir is not None and plots_dir.exists():
         for png in sorted(plots_dir.glob("*.png")):

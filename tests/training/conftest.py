@@ -23,7 +23,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     workflow.simulate(work, TINY_PATIENTS, TINY_SEED, 3)
     state = workflow.fit(work, None, split_seed=0, compare=True, config=TINY_CONFIG)
     res = workflow.run_evaluation(work, state)
-    art = write_artifact(state, res, out, "0.0.1", work / "plots")
+    art = write_artifact(state, res, out, "0.0.1", work / "plots", fitting_patients=120)
     return {"work": work, "state": state, "evaluation": res, "artifact": art}
 
 

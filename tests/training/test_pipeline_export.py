@@ -190,3 +190,21 @@ def test_reference_stage_leaves_single_walk_answers_untouched(tiny_run: dict) ->
     py = state.model.predict(xt)
     for k in OUTPUT_NAMES:
         assert np.abs(py[k] - ox[k]).max() <= PARITY_ATOL, k
+
+
+def test_closed_loop_fittings_are_in_the_manifest_and_card(artifact_dir: Path) -> None:
+    """The loop runs the exported artifact through the service's code; its shares are shares, every
+    sensor set is reported alone and with a reference walk, and the card shows the table."""
+    m = json.loads((artifact_dir / "manifest.json").read_text())
+    f = m["fitting_loop"]
+    assert f["patients"] == 120 and set(f["by_subset"]) == {"all_sensors", "all_sensors+reference", "imu_only", "imu_only+reference"}
+    for r in f["by_subset"].values():
+        assert r["misaligned_patients"] + r["well_aligned_patients"] == 120
+        for k in ("fitted", "stopped_early", "worse_step_rate", "well_aligned_left_alone", "well_aligned_pushed_out"):
+            assert 0.0 <= r[k] <= 1.0, (k, r[k])
+        assert r["fitted"] + r["stopped_early"] <= 1.0 + 1e-9
+        parts = r["worse_steps_in_band_before"] + r["worse_steps_overshoot"] + r["worse_steps_wrong_way"]
+        assert abs(parts - r["worse_step_rate"]) < 1e-9
+        assert r["remaining_safe_steps_start"] > 0
+    card = (artifact_dir / "model_card.md").read_text()
+    assert "## Closed-loop fittings (simulated; reported, not judged)" in card and "| imu_only+reference |" in card
