@@ -16,7 +16,9 @@ was last accepted (the same reference sent in every round):
 - fitted: share of the initially misaligned patients who end inside the no-change band (every
   |misalignment| below min_change);
 - stopped early: share of them accepted while still outside the band;
-- worse steps: share of applied steps that moved their parameter further from aligned;
+- worse steps: share of applied steps that moved their parameter further from aligned, split into a
+  parameter that needed no change (and how many of those while another parameter of the same plane
+  did: overlapping signatures), overshoot, and the wrong way;
 - remaining misalignment: mean over misaligned patients of the sum of |misalignment| / max_step (in
   safe steps), at the start and at the end;
 - left alone: share of the well-aligned patients to whom the first walk recommends nothing, and share
@@ -49,6 +51,7 @@ PATIENTS_DEFAULT = 1000
 SUBSETS = ("all_sensors", "imu_only")
 _MIN = np.array([p.min_change for p in catalog.PARAMETERS])
 _STEP = np.array([p.max_step for p in catalog.PARAMETERS])
+_PLANE = [p.plane for p in catalog.PARAMETERS]
 _KNEE = {AmputationLevel.TRANSTIBIAL: "ANATOMICAL", AmputationLevel.TRANSFEMORAL: "MICROPROCESSOR"}
 
 
@@ -84,6 +87,7 @@ def run_subset(model: OnnxModel, patients: Sequence[Any], refs: Sequence[Any], k
     first_untouched = np.zeros(len(patients), dtype=bool)
     steps = worse = 0
     worse_kind = {"in_band_before": 0, "overshoot": 0, "wrong_way": 0}
+    in_band_same_plane = 0  # of the in-band ones: another parameter of the same plane needed the change
     ref_feats = [_features(_walk(r, r.x, kinds, rng), kinds) if with_reference else () for r in refs]
     for rnd in range(ROUNDS):
         idx = np.flatnonzero(active)
@@ -111,6 +115,9 @@ def run_subset(model: OnnxModel, patients: Sequence[Any], refs: Sequence[Any], k
                 worse += 1
                 if abs(old) < _MIN[j]:
                     worse_kind["in_band_before"] += 1  # a parameter that needed no change
+                    in_band_same_plane += int(any(
+                        k != j and _PLANE[k] is _PLANE[j] and abs(x[i, k]) >= _MIN[k] for k in range(len(_MIN))
+                    ))
                 elif np.sign(x[i, j]) != np.sign(old):
                     worse_kind["overshoot"] += 1  # right way, too far
                 else:
@@ -128,6 +135,9 @@ def run_subset(model: OnnxModel, patients: Sequence[Any], refs: Sequence[Any], k
         "stopped_early": float(stopped_outside[m].mean()) if m.any() else math.nan,
         "worse_step_rate": worse / steps if steps else 0.0,
         **{f"worse_steps_{k}": v / steps if steps else 0.0 for k, v in worse_kind.items()},
+        "in_band_steps_with_a_needed_same_plane_parameter": (
+            in_band_same_plane / worse_kind["in_band_before"] if worse_kind["in_band_before"] else 0.0
+        ),
         "steps_per_misaligned_patient": steps / max(int(m.sum()), 1),
         "remaining_safe_steps_start": load(start),
         "remaining_safe_steps_end": load(x),

@@ -158,10 +158,12 @@ def _fitting_loop(m: Mapping[str, Any]) -> str:
             f"Read with every sensor: a fitting that follows the service ends aligned for {a['fitted']:.0%} of the "
             f"misaligned patients; for {a['stopped_early']:.0%} it stops while still misaligned, because one walk "
             "rarely carries enough evidence to recommend (the strict direction accuracy above). "
-            f"{a['worse_step_rate']:.0%} of the applied steps move a parameter away from aligned, almost all of them "
-            "a parameter that needed no change, confused with one of overlapping signature (socket adduction vs "
-            "foot medial shift; socket flexion vs heel height vs foot anterior shift; see Limitations). The "
-            "prosthetist's own judgement between rounds is not modelled.\n"
+            f"{a['worse_step_rate']:.0%} of the applied steps move a parameter away from aligned; "
+            f"{a['worse_steps_in_band_before']:.0%} of all steps change a parameter that needed no change, and for "
+            f"{a['in_band_steps_with_a_needed_same_plane_parameter']:.0%} of those another parameter of the same "
+            "plane needed it (overlapping signatures: socket adduction vs foot medial shift; socket flexion vs heel "
+            "height vs foot anterior shift; see Limitations). The prosthetist's own judgement between rounds is not "
+            "modelled.\n"
             if a
             else ""
         )
