@@ -54,9 +54,15 @@ def test_service_never_imports_training_libraries() -> None:
         assert not bad, f"{path} imports {bad}"
 
 
+# The one deliberate exception: the closed-loop fitting evaluation runs the exported artifact through
+# the service's own core (validation, model, recommender; no gRPC), because a re-implementation
+# would only test itself. Nothing in the pipeline that builds a model may use them.
+SERVICE_CORE_USERS = {"fitting_loop.py": ("service.domain", "service.model", "service.recommender", "service.validation")}
+
+
 def test_training_uses_only_the_catalog_and_sensors_of_the_service() -> None:
-    allowed = ("service.catalog", "service.sensors")
     for path in (ROOT / "training").rglob("*.py"):
+        allowed = ("service.catalog", "service.sensors", *SERVICE_CORE_USERS.get(path.name, ()))
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
