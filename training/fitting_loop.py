@@ -10,6 +10,8 @@ service's own code (validation and `Recommender`, default policy), not a re-impl
 2. the service answers; the rank-1 adjustment is applied as recommended (clamped step, signed), the
    usual "one change at a time" practice;
 3. repeat until the service recommends nothing (the prosthetist accepts) or after ROUNDS walks.
+Each setting runs twice on the same walks' seeds: acting on every rank-1 answer, and ("HIGH only")
+acting only when the rank-1 adjustment's probability reaches the service's HIGH level.
 
 Reported per sensor set, alone and with the patient's reference walk from the visit where the alignment
 was last accepted (the same reference sent in every round):
@@ -49,6 +51,7 @@ ROUNDS = 4
 SEED = 4242
 PATIENTS_DEFAULT = 1000
 SUBSETS = ("all_sensors", "imu_only")
+HIGH_CONFIDENCE = 0.8  # the service's HIGH level (recommender._level)
 _MIN = np.array([p.min_change for p in catalog.PARAMETERS])
 _STEP = np.array([p.max_step for p in catalog.PARAMETERS])
 _PLANE = [p.plane for p in catalog.PARAMETERS]
@@ -76,7 +79,7 @@ def _in_band(x: np.ndarray) -> bool:
 
 
 def run_subset(model: OnnxModel, patients: Sequence[Any], refs: Sequence[Any], kinds: frozenset[SensorKind],
-               with_reference: bool, seed: int) -> dict[str, float]:
+               with_reference: bool, seed: int, min_confidence: float = 0.0) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     rec = Recommender(dataclasses.replace(Policy.default(), explain=False))
     x = np.array([p.x for p in patients], dtype=np.float64)
@@ -102,8 +105,8 @@ def run_subset(model: OnnxModel, patients: Sequence[Any], refs: Sequence[Any], k
         for i, r in zip(idx.tolist(), rec.recommend(model, batch), strict=True):
             if rnd == 0 and not r.adjustments:
                 first_untouched[i] = True
-            if not r.adjustments:
-                active[i] = False
+            if not r.adjustments or r.adjustments[0].confidence < min_confidence:
+                active[i] = False  # nothing recommended, or not confidently enough to act on
                 stopped_outside[i] = not _in_band(x[i])
                 continue
             adj = r.adjustments[0]
@@ -158,7 +161,12 @@ def run(model_dir: Path, n_patients: int = PATIENTS_DEFAULT, seed: int = SEED,
         kinds = cohort.SENSOR_SUBSETS[name]
         for with_ref in (False, True):
             key = name + ("+reference" if with_ref else "")
-            out["by_subset"][key] = run_subset(model, patients, refs, kinds, with_ref, seed + 10 * k + int(with_ref))
+            walk_seed = seed + 10 * k + int(with_ref)
+            out["by_subset"][key] = run_subset(model, patients, refs, kinds, with_ref, walk_seed)
+            # The same walks, acting only on HIGH-confidence answers (what the confidence is for).
+            out["by_subset"][key + ", HIGH only"] = run_subset(
+                model, patients, refs, kinds, with_ref, walk_seed, min_confidence=HIGH_CONFIDENCE
+            )
     return out
 
 

@@ -141,13 +141,15 @@ def _fitting_loop(m: Mapping[str, Any]) -> str:
             f"{r['well_aligned_left_alone']:.2f} | {r['well_aligned_pushed_out']:.2f} |"
         )
     a = f["by_subset"].get("all_sensors", {})
+    h = f["by_subset"].get("all_sensors, HIGH only", {})
     return (
         "## Closed-loop fittings (simulated; reported, not judged)\n"
         f"{f['patients']} fresh simulated patients (seed {f['seed']}, none trained on) go through a fitting as the "
         f"service would run it: walk, apply the rank-1 adjustment as recommended (clamped, signed), walk again, "
         f"until the service recommends nothing or after {f['rounds']} walks (`training/fitting_loop.py`, the "
         "exported model and the service's own validation and recommender). `+reference`: every walk is sent with "
-        "the patient's reference walk from the visit where the alignment was last accepted.\n\n"
+        "the patient's reference walk from the visit where the alignment was last accepted. `HIGH only`: the "
+        "same walks, acting only on answers whose rank-1 probability reaches the HIGH level (0.8).\n\n"
         "| sensor set | fitted (misaligned patients ending inside the no-change band) | stopped early (accepted while "
         "still outside it) | steps per misaligned patient | worse steps (of all applied: parameter that needed no "
         "change / overshoot / wrong way) | misalignment in safe steps, start -> end | well aligned: left alone | "
@@ -162,8 +164,14 @@ def _fitting_loop(m: Mapping[str, Any]) -> str:
             f"{a['worse_steps_in_band_before']:.0%} of all steps change a parameter that needed no change, and for "
             f"{a['in_band_steps_with_a_needed_same_plane_parameter']:.0%} of those another parameter of the same "
             "plane needed it (overlapping signatures: socket adduction vs foot medial shift; socket flexion vs heel "
-            "height vs foot anterior shift; see Limitations). The prosthetist's own judgement between rounds is not "
-            "modelled.\n"
+            "height vs foot anterior shift; see Limitations). "
+            + (
+                f"Acting only on HIGH-confidence answers cuts such steps to {h['worse_step_rate']:.0%} and fits "
+                f"{h['fitted']:.0%}: the confidence is what tells a prosthetist how far to trust a step. "
+                if h
+                else ""
+            )
+            + "The prosthetist's own judgement between rounds is not modelled.\n"
             if a
             else ""
         )

@@ -197,7 +197,8 @@ def test_closed_loop_fittings_are_in_the_manifest_and_card(artifact_dir: Path) -
     sensor set is reported alone and with a reference walk, and the card shows the table."""
     m = json.loads((artifact_dir / "manifest.json").read_text())
     f = m["fitting_loop"]
-    assert f["patients"] == 120 and set(f["by_subset"]) == {"all_sensors", "all_sensors+reference", "imu_only", "imu_only+reference"}
+    settings = {"all_sensors", "all_sensors+reference", "imu_only", "imu_only+reference"}
+    assert f["patients"] == 120 and set(f["by_subset"]) == settings | {f"{k}, HIGH only" for k in settings}
     for r in f["by_subset"].values():
         assert r["misaligned_patients"] + r["well_aligned_patients"] == 120
         for k in ("fitted", "stopped_early", "worse_step_rate", "well_aligned_left_alone", "well_aligned_pushed_out"):
@@ -207,4 +208,4 @@ def test_closed_loop_fittings_are_in_the_manifest_and_card(artifact_dir: Path) -
         assert abs(parts - r["worse_step_rate"]) < 1e-9
         assert r["remaining_safe_steps_start"] > 0
     card = (artifact_dir / "model_card.md").read_text()
-    assert "## Closed-loop fittings (simulated; reported, not judged)" in card and "| imu_only+reference |" in card
+    assert "## Closed-loop fittings (simulated; reported, not judged)" in card and "| imu_only+reference, HIGH only |" in card
