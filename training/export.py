@@ -206,6 +206,17 @@ DEVELOPMENT_LOG: list[dict[str, Any]] = [
         "specificity": 0.951,
     },
     {
+        "change": "tried, not shipped: 6 more engineered inputs that null one parameter of an overlapping pair using the "
+        "effect slopes (e.g. step width - 0.089 x early coronal socket moment cancels SOCKET_ADDUCTION, leaving "
+        "FOOT_MEDIAL_SHIFT; early - 0.8 x late sagittal moment cancels HEEL_HEIGHT): strict accuracy within noise, "
+        "specificity below its target (with reference: 0.481 strict / 0.964 sign / specificity 0.958)",
+        "patients": 18000,
+        "direction_accuracy": 0.359,
+        "magnitude_mae_deg": 1.66,
+        "magnitude_mae_mm": 2.41,
+        "specificity": 0.945,
+    },
+    {
         "change": "SHIPPED: the same with the stage at learning rate 0.2 (with reference: 0.485 strict / 0.962 sign / "
         "1.55 deg / 2.28 mm / specificity 0.956; 2.8 MB, +7 MB per worker; passes both suites)",
         "patients": 18000,
