@@ -13,6 +13,8 @@ fi
 
 echo "== proto lint (buf STANDARD)"
 (cd protos && buf lint)
+echo "== no breaking change against the first released v1 contract (buf FILE rules)"
+(cd protos && buf breaking --against contract-v1.0.binpb)
 echo "== generated code in sync with protos"
 python scripts/gen_protos.py --check
 echo "== ruff"
