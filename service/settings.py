@@ -46,11 +46,12 @@ class Settings(BaseSettings):
     stream_idle_timeout_s: float = Field(300.0, gt=0, description="close a stream idle this long")
     grpc_threads: int = Field(16, ge=1, le=512, description="handler threads per worker")
     # Single-assessment calls are CPU-bound under one GIL: 16 of them interleaving on 16 threads cost
-    # ~15-20% more CPU per call than a short queue in front of 2 threads (bench/unary_probe.py).
-    # Streams, batches, health and reflection keep the grpc_threads pool, so a long stream session
-    # or batch never holds up a single call's lane, nor the other way round.
+    # ~15-20% more CPU per call than a short queue in front of one thread, and one beat two by 11%
+    # with 2 workers at c=64 (bench/RESULTS.md). A call takes well under a millisecond, so the queue
+    # stays short. Streams, batches, health and reflection keep the grpc_threads pool, so a long
+    # stream session or batch never holds up a single call's lane, nor the other way round.
     unary_threads: int = Field(
-        2, ge=1, le=64, description="threads per worker for RecommendAdjustments and GetModel (own queue)"
+        1, ge=1, le=64, description="threads per worker for RecommendAdjustments and GetModel (own queue)"
     )
 
     # Process model and lifecycle.
