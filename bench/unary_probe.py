@@ -84,27 +84,19 @@ class StageTimers:
             return {k: v[1] / v[0] * 1e6 for k, v in self.totals.items() if v[0]}
 
 
-def _servicer() -> Any:
-    """The service's own servicer on the bundled model (what build_server registers)."""
-    from service.api.metrics import Metrics
-    from service.api.server import policy_from_settings
-    from service.api.servicer import AlignmentServicer
-    from service.recommender import Recommender
-    from service.registry import ModelRegistry
+def _probe_server() -> Any:
+    """The real server (build_server, default settings, bundled model) on a loopback port."""
+    from service.api.server import build_server
     from service.settings import Settings
-    from service.validation import Limits
 
-    registry = ModelRegistry(ROOT / "models", "alignment")
-    registry.refresh()
-    policy = policy_from_settings(Settings())  # the served defaults (explain off)
-    return AlignmentServicer(registry, Recommender(policy), Metrics(), limits=Limits(),
-                             max_batch_size=1000, max_stream_messages=1000)
+    return build_server(Settings(address="127.0.0.1:0", workers=1, models_dir=ROOT / "models"), serve_metrics=False)
 
 
 def in_process(calls: int) -> dict[str, dict[str, float]]:
     timers = StageTimers()
     timers.install()
-    svc = _servicer()
+    running = _probe_server()
+    svc = running.servicer
     req, ctx = payloads.recommend_request(), LiveCallContext()
 
     def spin(s: float) -> None:
@@ -118,29 +110,31 @@ def in_process(calls: int) -> dict[str, dict[str, float]]:
         "300 us busy-wait between calls": lambda: spin(300e-6),
     }
     out: dict[str, dict[str, float]] = {}
-    for _ in range(200):
-        svc.RecommendAdjustments(req, ctx)
-    for label, gap in gaps.items():
-        timers.reset()
-        for _ in range(calls):
+    try:
+        for _ in range(200):
             svc.RecommendAdjustments(req, ctx)
-            gap()
-        out[label] = timers.per_call_us()
+        for label, gap in gaps.items():
+            timers.reset()
+            for _ in range(calls):
+                svc.RecommendAdjustments(req, ctx)
+                gap()
+            out[label] = timers.per_call_us()
+    finally:
+        running.stop(0.0)
     return out
 
 
 def serve() -> int:
     """Child mode: the real server (build_server) with the stage timers; SIGUSR1 resets them and
     SIGUSR2 prints them as one line `stages k=v ...`."""
-    from service.api.server import build_server, tune_gc
+    from service.api.server import tune_gc
     from service.logs import configure
-    from service.settings import Settings
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     timers = StageTimers()
     timers.install()
     configure("WARNING", "json")
-    running = build_server(Settings(address="127.0.0.1:0", workers=1, models_dir=ROOT / "models"), serve_metrics=False)
+    running = _probe_server()
     tune_gc()
     stop = threading.Event()
 
