@@ -4,6 +4,11 @@ Frozen slotted dataclasses rather than pydantic models: these are built once per
 hot path, and validation is done explicitly (validation.py) against the catalog with numpy, so a
 second validation layer would only cost time. Pydantic is used where parsing untrusted structure
 pays (settings, manifests).
+
+The four answer types built per assessment and parameter (Recommendation, ParameterEstimate,
+Adjustment, Deviation) are NamedTuples instead: as immutable, but built in 0.2 us instead of 0.64 us
+for eight fields (a frozen dataclass sets each field through object.__setattr__), and a batch of
+1000 builds about 10,000 of them.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -186,8 +192,7 @@ class ConfidenceLevel(enum.StrEnum):
     HIGH = "HIGH"
 
 
-@dataclass(frozen=True, slots=True)
-class Deviation:
+class Deviation(NamedTuple):
     feature: str
     value: float
     unit: str
@@ -197,8 +202,7 @@ class Deviation:
     description: str
 
 
-@dataclass(frozen=True, slots=True)
-class Adjustment:
+class Adjustment(NamedTuple):
     rank: int
     parameter: Parameter
     change: float
@@ -215,8 +219,7 @@ class Adjustment:
     plane: Plane
 
 
-@dataclass(frozen=True, slots=True)
-class ParameterEstimate:
+class ParameterEstimate(NamedTuple):
     parameter: Parameter
     probability_decrease: float
     probability_no_change: float
@@ -253,8 +256,7 @@ class FeatureChange:
     change_in_sd: float
 
 
-@dataclass(frozen=True, slots=True)
-class Recommendation:
+class Recommendation(NamedTuple):
     assessment_id: str
     model: ModelRef
     adjustments: tuple[Adjustment, ...]
@@ -267,5 +269,5 @@ class Recommendation:
     confidence_level: ConfidenceLevel
     suggested_measurements: tuple[MeasurementSuggestion, ...]
     warnings: tuple[str, ...]
-    parameter_estimates: tuple[ParameterEstimate, ...] = field(default=())
-    changes_since_reference: tuple[FeatureChange, ...] = field(default=())
+    parameter_estimates: tuple[ParameterEstimate, ...] = ()
+    changes_since_reference: tuple[FeatureChange, ...] = ()
