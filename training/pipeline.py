@@ -185,6 +185,11 @@ class LgbmConfig:
     # The reference stage corrects an already fitted model: a faster rate keeps it to a few hundred
     # trees (its ensemble is held in every worker's memory and runs for every batch with a reference).
     reference_learning_rate: float = 0.2
+    # The 10%/90% quantile boosters only set the interval (the conformal step on the calibration
+    # patients fixes its coverage), never a decision. At 0.2 instead of 0.08 they stop after 430 fewer
+    # trees (2,326 -> 1,896 in the bundled model, every row evaluates all of them) with the same
+    # held-out coverage (0.794 vs 0.792) and width (7.56 vs 7.57). None = learning_rate.
+    interval_learning_rate: float | None = 0.2
 
     def params(self, n_rows: int, **extra: object) -> dict[str, object]:
         return {
@@ -441,7 +446,8 @@ class LightGBMAlignmentModel:
             mv = np.abs(corr_cal[need_v, j]) if corr_cal is not None and need_v is not None else None
             regs: list[lgb.Booster] = []
             objectives: list[dict[str, object]] = [{"objective": config.magnitude_objective}]
-            objectives += [{"objective": "quantile", "alpha": a} for a in QUANTILES]
+            q_rate = {} if config.interval_learning_rate is None else {"learning_rate": config.interval_learning_rate}
+            objectives += [{"objective": "quantile", "alpha": a, **q_rate} for a in QUANTILES]
             for extra in objectives:
                 if need.sum() >= MIN_CHANGE_ROWS:
                     regs.append(_train(config.params(int(need.sum()), **extra), x[need], mag, xv, mv, config))
