@@ -168,6 +168,11 @@ def _effect_index() -> dict[tuple[AmputationLevel, Parameter], tuple[_EffectRow,
 
 
 _EFFECTS = _effect_index()
+# The features each parameter moves, once each in effect-table order: a feature can have two effect
+# rows (e.g. hip hike: one shape for too long, one for too short).
+_EFFECT_FEATURES: dict[tuple[AmputationLevel, Parameter], tuple[int, ...]] = {
+    k: tuple(dict.fromkeys(e.feature_index for e in rows)) for k, rows in _EFFECTS.items()
+}
 
 
 # Non-alignment patterns (clinical-evidence.md Tables A/B, "Alignment cause(s)" columns list these
@@ -715,6 +720,9 @@ class Recommender:
         chosen.sort(key=lambda j: (_PLANE_ORDER[tab.specs[j].plane], -score[j]))
         # One occlusion batch per assessment, shared by all its adjustments.
         occlusion = _occlude(model, x[r], present) if explain else None
+        # Python lists for the per-adjustment effect drivers: indexing numpy scalars costs more.
+        z_l: list[float] = [] if explain else z.tolist()
+        present_l: list[bool] = [] if explain else present.tolist()
         raw_mags = pred.magnitude[r].tolist()
         los, his = pred.magnitude_lo[r].tolist(), pred.magnitude_hi[r].tolist()
         adjustments: list[Adjustment] = []
@@ -728,7 +736,7 @@ class Recommender:
             clamped = mags[j] > max_step
             sup = supporting[j]
             explained.update(FEATURE_INDEX[s] for s in sup)
-            drivers = _drivers(occlusion, model, r, param, sg, pred) if occlusion is not None else _effect_drivers(level, param, z, present)
+            drivers = _drivers(occlusion, model, r, param, sg, pred) if occlusion is not None else _effect_drivers(level, param, z_l, present_l)
             interval = sorted((sg * lo, sg * hi))
             direction = spec.plus_direction if sg > 0 else spec.minus_direction
             rationale = _rationale(spec, sg, step, p, sup, clamped, alternatives.get(j, ()))
@@ -829,13 +837,11 @@ def _deviation(i: int, value: float, z: float, level: AmputationLevel) -> Deviat
     return Deviation(name, value, unit, mean, sd, round(z, 2), f"{head}{word}: {value:.3g}{tail}{z:+.1f})")
 
 
-def _effect_drivers(level: AmputationLevel, param: Parameter, z: FloatArray, present: np.ndarray) -> tuple[str, ...]:
-    """Cheap stand-in when occlusion is off: present features this parameter moves, by |z|."""
-    rows = [e for e in _EFFECTS.get((level, param), ()) if present[e.feature_index]]
-    rows.sort(key=lambda e: -abs(float(z[e.feature_index])))
-    # A feature can have two effect rows (e.g. hip hike: one shape for too long, one for too short).
-    names = dict.fromkeys(FEATURE_NAMES[e.feature_index] for e in rows)
-    return tuple(names)[:5]
+def _effect_drivers(level: AmputationLevel, param: Parameter, z: list[float], present: list[bool]) -> tuple[str, ...]:
+    """Cheap stand-in when occlusion is off: present features this parameter moves, by |z| (stable)."""
+    cand = [i for i in _EFFECT_FEATURES.get((level, param), ()) if present[i]]
+    cand.sort(key=lambda i: -abs(z[i]))
+    return tuple([FEATURE_NAMES[i] for i in cand[:5]])
 
 
 def _rationale(
