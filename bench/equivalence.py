@@ -218,8 +218,12 @@ def servicer_outputs(model: OnnxModel, msgs: list[pb.GaitAssessment]) -> dict[st
         batches = [msgs[s : s + 500] for s in range(0, len(msgs), 500)]
         bad = [m for m in msgs if m.assessment_id.startswith("bad-")]
         batches.append(bad)
+        # The batch handler sends wire bytes that are valid but not canonical (explicit zeros, see
+        # service/api/convert.py): compared as the message they parse to, in canonical form.
         out[f"{pname}/rpc_batch"] = [
-            svc.BatchRecommendAdjustments(spb.BatchRecommendAdjustmentsRequest(assessments=b), ctx).SerializeToString()
+            spb.BatchRecommendAdjustmentsResponse.FromString(
+                svc.BatchRecommendAdjustments(spb.BatchRecommendAdjustmentsRequest(assessments=b), ctx).SerializeToString()
+            ).SerializeToString()
             for b in batches
         ]
         single: list[bytes] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, overload
@@ -21,6 +22,7 @@ from service.catalog import (
 from service.domain import (
     AssessmentInput,
     BatchInput,
+    ConfidenceLevel,
     FeatureInput,
     MeasurementSuggestion,
     ModelRef,
@@ -49,6 +51,7 @@ _KNEE_IN: dict[int, str] = _enum_map(pb.KneeType, "KNEE_TYPE_", str)  # type: ig
 _PARAM_OUT = {Parameter(name.removeprefix("ADJUSTMENT_PARAMETER_")): n for name, n in pb.AdjustmentParameter.items() if n}
 _PLANE_OUT = {Plane(name.removeprefix("ANATOMICAL_PLANE_")): n for name, n in pb.AnatomicalPlane.items() if n}
 _CONF_OUT: dict[str, int] = {name.removeprefix("CONFIDENCE_LEVEL_"): n for name, n in pb.ConfidenceLevel.items() if n}
+_LEVEL_BYTES: dict[ConfidenceLevel, bytes] = {lvl: bytes((0x50, _CONF_OUT[lvl.value])) for lvl in ConfidenceLevel}  # field 10
 
 
 def _patient_from_proto(msg: pb.GaitAssessment) -> PatientContextInput | None:
@@ -126,41 +129,26 @@ def assessment_from_proto(msg: pb.GaitAssessment) -> AssessmentInput:
 
 def recommendation_to_proto(r: Recommendation, out: pb.Recommendation | None = None) -> pb.Recommendation:
     m = out if out is not None else pb.Recommendation()
-    m.assessment_id = r.assessment_id
-    m.no_change_needed = r.no_change_needed
-    m.overall_confidence = r.overall_confidence
-    m.confidence_level = _CONF_OUT[r.confidence_level.value]  # type: ignore[assignment]
-    for f in r.non_alignment_findings:
-        m.non_alignment_findings.add(code=f.code, message=f.message, features=f.features)
-    m.missing_features.extend(r.missing_features)
-    m.imputed_features.extend(r.imputed_features)
-    m.warnings.extend(r.warnings)
-    for c in r.changes_since_reference:  # only answers sent with a reference walk
-        m.changes_since_reference.add(
-            feature=c.feature,
-            reference_value=c.reference_value,
-            value=c.value,
-            change=c.change,
-            unit=c.unit,
-            change_in_sd=c.change_in_sd,
-        )
-    # The model reference, adjustments, deviations, suggestions and parameter estimates (7 per
-    # answer, the bulk of a batch response) as wire bytes: see _packed.
-    m.MergeFromString(_packed(r))
+    m.MergeFromString(recommendation_bytes(r))
     return m
 
 
-# -- deviations and parameter estimates as wire bytes ------------------------------------------------
-# Setting fields one by one costs ~0.1 us each from Python (7 estimates x 8 fields per answer). Their
-# numbers are packed with one struct call per message and the strings that repeat (feature names,
-# units, reasons) come from a bounded cache of their encodings; upb then parses the bytes in C. Parsing
-# normalises what the bytes leave explicit (zeros, false), so the message serializes exactly as if
-# set field by field (bench/equivalence.py compares the bytes). Only encodings are cached, never answers.
+# -- a Recommendation as wire bytes -------------------------------------------------------------------
+# Setting fields one by one costs ~0.1 us each from Python (7 estimates x 8 fields per answer). The
+# numbers of each nested message are packed with one struct call and the strings that repeat (feature
+# names, units, reasons) come from a bounded cache of their encodings. The bytes are valid wire format
+# but not canonical: nested numbers that are zero (a probability of 0, clamped = false) are written
+# explicitly where proto3 would leave them out, which every parser reads as the same message.
+# A single answer is parsed into its message (upb normalises them on serializing, so those bytes are
+# exactly canonical); a batch sends them as they are (batch_response_bytes): parsing 1000 answers
+# only to serialize them again cost ~20% of a batch's CPU. bench/equivalence.py compares both ways.
+# Only encodings are cached, never answers.
 _EST_NUMBERS = struct.Struct("<BdBdBdBd")  # 2-5 doubles
 _DEV_NUMBERS = struct.Struct("<BdBdBdBd")  # 2 value, 4 normative_mean, 5 normative_sd, 6 z_score
 # Adjustment: 1 rank, 2 parameter, 3 change_deg | 4 change_mm, 7 confidence, 8-9 interval, 10 suggested,
 # 11 clamped, 15 plane (numbered fields may come in any order on the wire).
 _ADJ_NUMBERS = struct.Struct("<BBBBBdBdBdBdBdBBBB")
+_FEATURE_CHANGE_NUMBERS = struct.Struct("<BdBdBd")  # 2 reference_value, 3 value, 4 change
 _WIRE_CACHE_MAX = 4096
 # One varint byte each, as the structs pack them; ranks too (at most 7 adjustments).
 assert max([*_PARAM_OUT.values(), *_PLANE_OUT.values(), *_SENSOR_OUT.values()]) < 0x80
@@ -226,10 +214,17 @@ def _string(tag: int, s: str) -> bytes:
     return bytes((tag,)) + _varint(len(raw)) + raw
 
 
-def _packed(r: Recommendation) -> bytes:
-    parts: list[bytes] = [_model_ref_bytes(r.model)]
+_DOUBLE = struct.Struct("<Bd")
+
+
+def recommendation_bytes(r: Recommendation) -> bytes:
+    """The whole Recommendation message (fields in number order) as wire bytes; see above."""
+    parts: list[bytes] = []
     add = parts.append
-    for a in r.adjustments:
+    if r.assessment_id:
+        add(_string(0x0A, r.assessment_id))  # 1
+    add(_model_ref_bytes(r.model))  # 2
+    for a in r.adjustments:  # 3
         pieces = [
             _ADJ_NUMBERS.pack(
                 0x08, a.rank, 0x10, _PARAM_OUT[a.parameter], 0x19 if a.unit == "deg" else 0x21, a.change,
@@ -239,14 +234,14 @@ def _packed(r: Recommendation) -> bytes:
             _cached_string(0x2A, a.unit),
             _cached_string(0x32, a.direction),
         ]
-        pieces.extend(_cached_string(0x62, f) for f in a.supporting_deviations)
-        pieces.extend(_cached_string(0x6A, f) for f in a.driving_features)
+        pieces.extend([_cached_string(0x62, f) for f in a.supporting_deviations])
+        pieces.extend([_cached_string(0x6A, f) for f in a.driving_features])
         pieces.append(_string(0x72, a.rationale))
         body = b"".join(pieces)
-        add(b"\x1a" + _varint(len(body)) + body)  # field 3, adjustments
-    for sg in r.suggested_measurements:
-        add(_suggestion_bytes(sg))
-    for d in r.deviations:
+        add(b"\x1a" + _varint(len(body)) + body)
+    if r.no_change_needed:
+        add(b"\x20\x01")  # 4
+    for d in r.deviations:  # 5
         key = (d.feature, d.unit)
         heads = _dev_heads.get(key)
         if heads is None:
@@ -261,8 +256,19 @@ def _packed(r: Recommendation) -> bytes:
                 _string(0x3A, d.description),
             )
         )
-        add(b"\x2a" + _varint(len(body)) + body)  # field 5, deviations
-    for e in r.parameter_estimates:
+        add(b"\x2a" + _varint(len(body)) + body)
+    for f in r.non_alignment_findings:  # 6
+        body = b"".join([_cached_string(0x0A, f.code), _string(0x12, f.message), *[_cached_string(0x1A, x) for x in f.features]])
+        add(b"\x32" + _varint(len(body)) + body)
+    parts += [_cached_string(0x3A, x) for x in r.missing_features]  # 7
+    parts += [_cached_string(0x42, x) for x in r.imputed_features]  # 8
+    if r.overall_confidence or math.copysign(1.0, r.overall_confidence) < 0:  # proto3 leaves out +0.0 only
+        add(_DOUBLE.pack(0x49, r.overall_confidence))  # 9
+    add(_LEVEL_BYTES[r.confidence_level])  # 10
+    for sg in r.suggested_measurements:  # 11
+        add(_suggestion_bytes(sg))
+    parts += [_string(0x62, w) for w in r.warnings]  # 12
+    for e in r.parameter_estimates:  # 13
         ekey = (e.parameter, e.unit, e.recommended, e.reason)
         cached = _est_parts.get(ekey)
         if cached is None:
@@ -277,6 +283,48 @@ def _packed(r: Recommendation) -> bytes:
             _EST_NUMBERS.pack(0x11, e.probability_decrease, 0x19, e.probability_no_change, 0x21, e.probability_increase, 0x29, e.magnitude),
             cached[1],
         )
+    for c in r.changes_since_reference:  # 14, only answers sent with a reference walk
+        body = b"".join(
+            (
+                _cached_string(0x0A, c.feature),
+                _FEATURE_CHANGE_NUMBERS.pack(0x11, c.reference_value, 0x19, c.value, 0x21, c.change),
+                _cached_string(0x2A, c.unit),
+                _DOUBLE.pack(0x31, c.change_in_sd),
+            )
+        )
+        add(b"\x72" + _varint(len(body)) + body)
+    return b"".join(parts)
+
+
+class EncodedMessage:
+    """Wire bytes standing in for a response message: grpc's serializer for the RPC calls
+    SerializeToString() on whatever the handler returns (server.ENCODED_RESPONSE_METHODS)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def SerializeToString(self) -> bytes:  # the protobuf method name, for grpc and tools alike
+        return self.data
+
+
+def _field_bytes(tag: int, body: bytes) -> bytes:
+    return bytes((tag,)) + _varint(len(body)) + body
+
+
+def batch_response_bytes(ref: ModelRef, items: Sequence[tuple[str, Recommendation | pb.ItemError | None]]) -> bytes:
+    """A BatchRecommendAdjustmentsResponse as wire bytes: per item its id and the answer or the error."""
+    parts: list[bytes] = []
+    for assessment_id, result in items:
+        item = _string(0x0A, assessment_id) if assessment_id else b""
+        if isinstance(result, pb.ItemError):
+            item += _field_bytes(0x1A, result.SerializeToString())
+        elif result is not None:
+            item += _field_bytes(0x12, recommendation_bytes(result))
+        parts.append(_field_bytes(0x0A, item))
+    body = _model_ref_bytes(ref)  # field 2 of the response, as of a Recommendation
+    parts.append(body)
     return b"".join(parts)
 
 

@@ -133,6 +133,44 @@ class _OnPool:
         return marked if marked is not None else getattr(self._servicer, name)
 
 
+# RPCs whose handler answers with wire bytes already built (convert.EncodedMessage) instead of a
+# message: their serializer calls SerializeToString() on whatever the handler returned.
+ENCODED_RESPONSE_METHODS = ("BatchRecommendAdjustments",)
+
+
+def _serialize_encoded(message: Any) -> bytes:
+    data: bytes = message.SerializeToString()
+    return data
+
+
+class _Registration:
+    """Stands in for the server while the generated code registers AlignmentService, so its handlers
+    can be adjusted (serializers of ENCODED_RESPONSE_METHODS) before the real server gets them."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, _handlers: object) -> None:
+        pass  # the same handlers arrive through add_registered_method_handlers
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]) -> None:
+        self.service, self.handlers = service, dict(handlers)
+
+
+def _add_service(server: grpc.Server, servicer: object) -> None:
+    reg = _Registration()
+    spb_grpc.add_AlignmentServiceServicer_to_server(servicer, reg)
+    for name in ENCODED_RESPONSE_METHODS:
+        h = reg.handlers[name]
+        assert h.unary_unary is not None
+        reg.handlers[name] = grpc.unary_unary_rpc_method_handler(
+            h.unary_unary, request_deserializer=h.request_deserializer, response_serializer=_serialize_encoded
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(reg.service, reg.handlers),))
+    server.add_registered_method_handlers(reg.service, reg.handlers)  # type: ignore[attr-defined]
+
+
 @dataclass
 class RunningServer:
     server: grpc.Server
@@ -294,9 +332,7 @@ def build_server(
     )
     running.servicer = servicer
     running.unary_pool = futures.ThreadPoolExecutor(max_workers=s.unary_threads, thread_name_prefix="unary")
-    spb_grpc.add_AlignmentServiceServicer_to_server(
-        _OnPool(servicer, running.unary_pool, UNARY_LANE_METHODS), server
-    )
+    _add_service(server, _OnPool(servicer, running.unary_pool, UNARY_LANE_METHODS))
     admin_grpc.add_AlignmentAdminServiceServicer_to_server(AdminServicer(running.admin_reload), server)
     health_pb2_grpc.add_HealthServicer_to_server(running.health, server)
     reflection.enable_server_reflection(

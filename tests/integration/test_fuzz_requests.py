@@ -144,8 +144,10 @@ def test_mutated_assessments_in_single_batch_and_stream_calls(servicer: Alignmen
     assert codes.get(grpc.StatusCode.OK, 0) > 10 and codes.get(grpc.StatusCode.INVALID_ARGUMENT, 0) > 10, codes
     for k in range(0, len(msgs), 50):
         chunk = msgs[k : k + 50]
-        code, resp = _call(servicer.BatchRecommendAdjustments, spb.BatchRecommendAdjustmentsRequest(assessments=chunk))
-        assert code is grpc.StatusCode.OK, resp
+        code, encoded = _call(servicer.BatchRecommendAdjustments, spb.BatchRecommendAdjustmentsRequest(assessments=chunk))
+        assert code is grpc.StatusCode.OK, encoded
+        # The handler answers with the response's wire bytes (as grpc sends them): parse like a client.
+        resp = spb.BatchRecommendAdjustmentsResponse.FromString(encoded.SerializeToString())
         assert len(resp.results) == len(chunk)
         bad = [r.error for r in resp.results if r.WhichOneof("result") == "error" and r.error.code not in {c.name for c in ALLOWED}]
         assert not bad, bad[:3]

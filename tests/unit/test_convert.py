@@ -1,4 +1,5 @@
-"""recommendation_to_proto packs the repeated sub-messages as wire bytes: it must equal field-by-field."""
+"""A Recommendation is encoded to wire bytes by hand (convert.recommendation_bytes): a single answer
+must serialize exactly as if set field by field, and a batch response must parse to that message."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from service.domain import (
     Adjustment,
     ConfidenceLevel,
     Deviation,
+    FeatureChange,
     MeasurementSuggestion,
     ModelRef,
     NonAlignmentFinding,
@@ -78,6 +80,15 @@ def _reference(r: Recommendation) -> pb.Recommendation:
             recommended=e.recommended,
             reason=e.reason,
         )
+    for c in r.changes_since_reference:
+        m.changes_since_reference.add(
+            feature=c.feature,
+            reference_value=c.reference_value,
+            value=c.value,
+            change=c.change,
+            unit=c.unit,
+            change_in_sd=c.change_in_sd,
+        )
     return m
 
 
@@ -121,6 +132,10 @@ def _rec(text: str, x: float) -> Recommendation:
             ParameterEstimate(p, x, 0.0, -0.0, x * k, "deg" if k % 2 else text, k % 3 == 0, text * k)
             for k, p in enumerate(Parameter)
         ),
+        changes_since_reference=(
+            FeatureChange("step_width_m", x, 0.0, -x, "m", x),
+            FeatureChange(text, -0.0, x, 0.0, text, 0.0),
+        ),
     )
 
 
@@ -129,11 +144,20 @@ def _rec(text: str, x: float) -> Recommendation:
 def test_packed_fields_serialize_like_field_by_field(text: str, x: float) -> None:
     r = _rec(text, x)
     assert convert.recommendation_to_proto(r).SerializeToString() == _reference(r).SerializeToString()
-    # Into a sub-message of a batch response too, as the batch handler does.
+    # A batch response sent as built (not canonical: explicit zeros) parses to the same message,
+    # with item errors and an unanswered item in place.
     from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 
-    got, want = spb.BatchRecommendAdjustmentsResponse(), spb.BatchRecommendAdjustmentsResponse()
-    for _ in range(3):
-        convert.recommendation_to_proto(r, got.results.add(assessment_id="a").recommendation)
-        want.results.add(assessment_id="a").recommendation.CopyFrom(_reference(r))
+    err = pb.ItemError(code="INVALID_ARGUMENT", message=text, field_violations=[pb.FieldViolation(field="f", description=text)])
+    items: list[tuple[str, Recommendation | pb.ItemError | None]] = [("a", r), ("", r), ("e-" + text, err), ("none", None), (text, r)]
+    got = spb.BatchRecommendAdjustmentsResponse.FromString(convert.batch_response_bytes(r.model, items))
+    want = spb.BatchRecommendAdjustmentsResponse()
+    want.model.name, want.model.version, want.model.sha256 = r.model.name, r.model.version, r.model.sha256
+    for aid, res in items:
+        item = want.results.add(assessment_id=aid)
+        if isinstance(res, pb.ItemError):
+            item.error.CopyFrom(res)
+        elif res is not None:
+            item.recommendation.CopyFrom(_reference(res))
+    assert got == want
     assert got.SerializeToString() == want.SerializeToString()
