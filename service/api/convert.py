@@ -156,6 +156,7 @@ assert max([*_PARAM_OUT.values(), *_PLANE_OUT.values(), *_SENSOR_OUT.values()]) 
 _est_parts: dict[tuple[Parameter, str, bool, str], tuple[bytes, bytes]] = {}
 _dev_heads: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 _strings: dict[tuple[int, str], bytes] = {}
+_repeated: dict[tuple[int, tuple[str, ...]], bytes] = {}
 _messages: dict[object, bytes] = {}
 
 
@@ -167,6 +168,20 @@ def _cached_string(tag: int, s: str) -> bytes:
         if len(_strings) >= _WIRE_CACHE_MAX:
             _strings.clear()
         b = _strings[key] = _string(tag, s)
+    return b
+
+
+def _cached_strings(tag: int, strings: tuple[str, ...]) -> bytes:
+    """A repeated string field: the same tuples recur (the recommender caches the missing-feature
+    tuple per feature set; most warnings are the same hint), ~20 names each."""
+    if not strings:
+        return b""
+    key = (tag, strings)
+    b = _repeated.get(key)
+    if b is None:
+        if len(_repeated) >= _WIRE_CACHE_MAX:
+            _repeated.clear()
+        b = _repeated[key] = b"".join([_string(tag, x) for x in strings])
     return b
 
 
@@ -260,14 +275,14 @@ def recommendation_bytes(r: Recommendation) -> bytes:
     for f in r.non_alignment_findings:  # 6
         body = b"".join([_cached_string(0x0A, f.code), _string(0x12, f.message), *[_cached_string(0x1A, x) for x in f.features]])
         add(b"\x32" + _varint(len(body)) + body)
-    parts += [_cached_string(0x3A, x) for x in r.missing_features]  # 7
-    parts += [_cached_string(0x42, x) for x in r.imputed_features]  # 8
+    add(_cached_strings(0x3A, r.missing_features))  # 7
+    add(_cached_strings(0x42, r.imputed_features))  # 8
     if r.overall_confidence or math.copysign(1.0, r.overall_confidence) < 0:  # proto3 leaves out +0.0 only
         add(_DOUBLE.pack(0x49, r.overall_confidence))  # 9
     add(_LEVEL_BYTES[r.confidence_level])  # 10
     for sg in r.suggested_measurements:  # 11
         add(_suggestion_bytes(sg))
-    parts += [_string(0x62, w) for w in r.warnings]  # 12
+    add(_cached_strings(0x62, r.warnings))  # 12
     for e in r.parameter_estimates:  # 13
         ekey = (e.parameter, e.unit, e.recommended, e.reason)
         cached = _est_parts.get(ekey)
