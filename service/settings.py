@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     unary_threads: int = Field(
         1, ge=1, le=64, description="threads per worker for RecommendAdjustments and GetModel (own queue)"
     )
+    # glibc gives each thread that allocates its own malloc arena (up to 8 per core) and keeps what a
+    # 1000-assessment batch freed in that thread's arena: with the 16 handler threads a worker's RSS
+    # rose 15-30 MB above the same load with 2 arenas, at the same throughput (bench/RESULTS.md).
+    malloc_arenas: int = Field(
+        2, ge=0, le=64, description="glibc malloc arenas per worker (0 = glibc's default); ignored elsewhere"
+    )
 
     # Process model and lifecycle.
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)

@@ -68,6 +68,24 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
+_M_ARENA_MAX = -8  # glibc malloc.h
+
+
+def limit_malloc_arenas(n: int) -> bool:
+    """Cap glibc's malloc arenas for the threads created from here on (Settings.malloc_arenas).
+
+    Returns False where there is no glibc mallopt (musl, macOS) or n is 0: the default then stays."""
+    if n <= 0 or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, n))
+    except (OSError, AttributeError):
+        return False
+
+
 def policy_from_settings(s: Settings) -> Policy:
     return Policy.from_values(
         min_change_deg=s.min_change_deg,
@@ -407,6 +425,7 @@ def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervi
     # Installed before the (slow) model load so a SIGHUP during startup is not lost or fatal.
     signal.signal(signal.SIGHUP, on_hup)
     t0 = time.perf_counter()
+    limit_malloc_arenas(s.malloc_arenas)  # before build_server starts grpc's threads
     try:
         running = build_server(s, reuse_port=reuse_port, worker=worker, supervisor_pid=supervisor_pid)
     except (ModelArtifactError, DependencyMissingError, OSError) as exc:
