@@ -160,6 +160,7 @@ def service_decisions(
     x: np.ndarray,
     min_change: np.ndarray = MIN_CHANGE,
     max_step: np.ndarray = MAX_STEP,
+    min_confidence: float = MIN_CONFIDENCE,
 ) -> Decisions:
     """The recommendations service/recommender.py makes from these model outputs (default policy).
 
@@ -172,7 +173,7 @@ def service_decisions(
     p_dir = np.where(sign > 0, p_inc, p_dec)
     mag = np.maximum(pred["magnitude"], 0.0)
     too_small = mag < min_change
-    rec = (p_dir >= p_none) & (p_dir >= MIN_CONFIDENCE) & ~too_small
+    rec = (p_dir >= p_none) & (p_dir >= min_confidence) & ~too_small
     weak = rec & (p_dir < UNSUPPORTED_MIN)
     for r in np.flatnonzero(weak.any(axis=1)):
         lv = _LEVELS[int(x[r, _TF_COL] == 1.0)]
@@ -381,7 +382,34 @@ def evaluate_predictions(pred: Predictions, df: pd.DataFrame) -> dict[str, Any]:
     res["reliability_all_sensors"] = reliability(*take(ts)[:2]) if ts.any() else None
     res["reliability_overall"] = reliability(pred, corr)
     res["targets"] = check_targets(res["by_sensor_subset"].get(TARGET_SUBSET, res["overall"]))
+    res["operating_points_all_sensors"] = operating_points(*take(ts)[:3]) if ts.any() else []
     return res
+
+
+# ALIGN_MIN_CONFIDENCE values shown in the model card's operating-point table (the default marked).
+OPERATING_POINTS = (0.45, 0.5, MIN_CONFIDENCE, 0.6, 0.7, 0.8)
+
+
+def operating_points(pred: Predictions, corr: np.ndarray, x: np.ndarray) -> list[dict[str, float | None]]:
+    """Strict direction accuracy and specificity of the service rule at other min_confidence values:
+    what a clinic that sets ALIGN_MIN_CONFIDENCE trades (the other rules unchanged)."""
+    need = np.abs(corr) >= MIN_CHANGE
+    well = ~need.any(axis=1)
+    out: list[dict[str, float | None]] = []
+    for t in OPERATING_POINTS:
+        d = service_decisions(pred, x, min_confidence=t)
+        right = d.recommended & (d.sign == np.sign(corr))
+        wrong_way = d.recommended & need & (d.sign != np.sign(corr))
+        silent: np.ndarray = ~np.any(d.recommended, axis=1)
+        out.append(
+            {
+                "min_confidence": t,
+                "direction_accuracy": _mean(right[need]),
+                "specificity": _mean(silent[well]) if well.any() else None,
+                "opposite_direction_rate": _mean(wrong_way[need]),
+            }
+        )
+    return out
 
 
 def with_reference_label(subsets: np.ndarray, df: pd.DataFrame) -> np.ndarray:

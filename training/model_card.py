@@ -83,8 +83,42 @@ def _shortfall(m: Mapping[str, Any]) -> str:
         "change' for most corrections near min_change. More simulated patients, engineered differences, "
         "monotone constraints and other hyper-parameters each moved strict direction accuracy by at most "
         "about 0.02 (see 'What was tried'), so the gap to 0.95 is a property of the cited effect sizes and "
-        "noise, not of the learner. A lower decision threshold would raise detection at the cost of "
-        "specificity, which is already below its target."
+        "noise, not of the learner. A lower decision threshold trades specificity for detection along a "
+        "flat curve: see 'Operating points' below."
+    )
+
+
+def _operating_points(m: Mapping[str, Any]) -> str:
+    pts = m.get("operating_points_all_sensors") or []
+    if not pts:
+        return ""
+    rows = [
+        f"| {p['min_confidence']:g}{' (default)' if p['min_confidence'] == evaluate.MIN_CONFIDENCE else ''} | "
+        f"{_fmt(p['direction_accuracy'], '{:.3f}')} | {_fmt(p['specificity'], '{:.3f}')} | "
+        f"{_fmt(p['opposite_direction_rate'], '{:.4f}')} |"
+        for p in pts
+    ]
+    default = next((p for p in pts if p["min_confidence"] == evaluate.MIN_CONFIDENCE), None)
+    low = pts[0]
+    trade = ""
+    if default is not None and low is not default and None not in (
+        low["direction_accuracy"], default["direction_accuracy"], low["specificity"], default["specificity"]
+    ):
+        trade = (
+            f" From {default['min_confidence']:g} down to {low['min_confidence']:g} strict direction accuracy "
+            f"moves by {low['direction_accuracy'] - default['direction_accuracy']:+.3f} and specificity by "
+            f"{low['specificity'] - default['specificity']:+.3f}."
+        )
+    return "\n".join(
+        [
+            "**Operating points** (all sensors, held-out; only `min_confidence`, i.e. `ALIGN_MIN_CONFIDENCE`, "
+            f"changed): what a clinic that moves the threshold trades.{trade} No threshold comes near the "
+            "direction-accuracy target.",
+            "",
+            "| min_confidence | strict direction accuracy | specificity | opposite direction rate |",
+            "|---|---|---|---|",
+            *rows,
+        ]
     )
 
 
@@ -286,6 +320,8 @@ same behaviour from other angles and are never used to call a target met.
 
 {_shortfall(m) if not tg.get("all_met") else "All targets met on this split."}
 {_narrow(tg)}
+
+{_operating_points(m)}
 
 Definitions: {evaluate.__doc__.split("Definitions (also written into the model card):", 1)[-1].strip()}
 
