@@ -172,8 +172,8 @@ def _cached_string(tag: int, s: str) -> bytes:
 
 
 def _cached_strings(tag: int, strings: tuple[str, ...]) -> bytes:
-    """A repeated string field: the same tuples recur (the recommender caches the missing-feature
-    tuple per feature set; most warnings are the same hint), ~20 names each."""
+    """A repeated field of catalog names: the same tuples recur (the recommender caches the
+    missing-feature tuple per feature set), ~20 names each. Never for text that can quote values."""
     if not strings:
         return b""
     key = (tag, strings)
@@ -282,7 +282,8 @@ def recommendation_bytes(r: Recommendation) -> bytes:
     add(_LEVEL_BYTES[r.confidence_level])  # 10
     for sg in r.suggested_measurements:  # 11
         add(_suggestion_bytes(sg))
-    add(_cached_strings(0x62, r.warnings))  # 12
+    # Warnings can quote the sent values (patient data): encoded per answer, never cached.
+    parts += [_string(0x62, w) for w in r.warnings]  # 12
     for e in r.parameter_estimates:  # 13
         ekey = (e.parameter, e.unit, e.recommended, e.reason)
         cached = _est_parts.get(ekey)
