@@ -383,6 +383,7 @@ def evaluate_predictions(pred: Predictions, df: pd.DataFrame) -> dict[str, Any]:
     res["reliability_overall"] = reliability(pred, corr)
     res["targets"] = check_targets(res["by_sensor_subset"].get(TARGET_SUBSET, res["overall"]))
     res["operating_points_all_sensors"] = operating_points(*take(ts)[:3]) if ts.any() else []
+    res["by_correction_size_all_sensors"] = by_correction_size(*take(ts)[:3]) if ts.any() else []
     return res
 
 
@@ -407,6 +408,31 @@ def operating_points(pred: Predictions, corr: np.ndarray, x: np.ndarray) -> list
                 "direction_accuracy": _mean(right[need]),
                 "specificity": _mean(silent[well]) if well.any() else None,
                 "opposite_direction_rate": _mean(wrong_way[need]),
+            }
+        )
+    return out
+
+
+# Size of a needed correction in multiples of the parameter's min_change (the clinical threshold).
+CORRECTION_SIZE_BINS = ((1.0, 1.5), (1.5, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, math.inf))
+
+
+def by_correction_size(pred: Predictions, corr: np.ndarray, x: np.ndarray) -> list[dict[str, float | None]]:
+    """Strict direction accuracy and sign accuracy of the needed corrections, by their size: how the
+    service does on clearly misaligned prostheses against corrections just above the threshold."""
+    d = service_decisions(pred, x)
+    size = np.abs(corr) / MIN_CHANGE
+    right = d.sign == np.sign(corr)
+    out: list[dict[str, float | None]] = []
+    for lo, hi in CORRECTION_SIZE_BINS:
+        m = (size >= lo) & (size < hi)
+        out.append(
+            {
+                "min_multiple": lo,
+                "max_multiple": None if math.isinf(hi) else hi,
+                "pairs": int(m.sum()),
+                "direction_accuracy": _mean((d.recommended & right)[m]),
+                "sign_accuracy_given_change": _mean(right[m]),
             }
         )
     return out

@@ -88,6 +88,32 @@ def _shortfall(m: Mapping[str, Any]) -> str:
     )
 
 
+def _size_label(lo: float, hi: float | None) -> str:
+    return f">= {lo:g}x" if hi is None else f"{lo:g}x - {hi:g}x"
+
+
+def _by_size(m: Mapping[str, Any]) -> str:
+    rows = m.get("by_correction_size_all_sensors") or []
+    if not rows:
+        return ""
+    body = [
+        f"| {_size_label(r['min_multiple'], r['max_multiple'])} | "
+        f"{r['pairs']} | {_fmt(r['direction_accuracy'], '{:.3f}')} | {_fmt(r['sign_accuracy_given_change'], '{:.3f}')} |"
+        for r in rows
+    ]
+    return "\n".join(
+        [
+            "**By size of the needed correction** (all sensors, held-out; size in multiples of the parameter's "
+            "min_change, e.g. 2x = 4 deg or 10 mm): the misses concentrate just above the threshold, where a "
+            "correction is hardest to tell from the acceptable band.",
+            "",
+            "| correction size | pairs | strict direction accuracy | sign accuracy given change |",
+            "|---|---|---|---|",
+            *body,
+        ]
+    )
+
+
 def _operating_points(m: Mapping[str, Any]) -> str:
     pts = m.get("operating_points_all_sensors") or []
     if not pts:
@@ -320,6 +346,8 @@ same behaviour from other angles and are never used to call a target met.
 
 {_shortfall(m) if not tg.get("all_met") else "All targets met on this split."}
 {_narrow(tg)}
+
+{_by_size(m)}
 
 {_operating_points(m)}
 
