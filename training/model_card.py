@@ -88,6 +88,10 @@ def _shortfall(m: Mapping[str, Any]) -> str:
     )
 
 
+def _titled_table(title: str, columns: tuple[str, ...], rows: list[str]) -> str:
+    return "\n".join([title, "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|", *rows])
+
+
 def _size_label(lo: float, hi: float | None) -> str:
     return f">= {lo:g}x" if hi is None else f"{lo:g}x - {hi:g}x"
 
@@ -101,16 +105,12 @@ def _by_size(m: Mapping[str, Any]) -> str:
         f"{r['pairs']} | {_fmt(r['direction_accuracy'], '{:.3f}')} | {_fmt(r['sign_accuracy_given_change'], '{:.3f}')} |"
         for r in rows
     ]
-    return "\n".join(
-        [
-            "**By size of the needed correction** (all sensors, held-out; size in multiples of the parameter's "
-            "min_change, e.g. 2x = 4 deg or 10 mm): the misses concentrate just above the threshold, where a "
-            "correction is hardest to tell from the acceptable band.",
-            "",
-            "| correction size | pairs | strict direction accuracy | sign accuracy given change |",
-            "|---|---|---|---|",
-            *body,
-        ]
+    return _titled_table(
+        "**By size of the needed correction** (all sensors, held-out; size in multiples of the parameter's "
+        "min_change, e.g. 2x = 4 deg or 10 mm): the misses concentrate just above the threshold, where a "
+        "correction is hardest to tell from the acceptable band.",
+        ("correction size", "pairs", "strict direction accuracy", "sign accuracy given change"),
+        body,
     )
 
 
@@ -135,16 +135,12 @@ def _operating_points(m: Mapping[str, Any]) -> str:
             f"moves by {low['direction_accuracy'] - default['direction_accuracy']:+.3f} and specificity by "
             f"{low['specificity'] - default['specificity']:+.3f}."
         )
-    return "\n".join(
-        [
-            "**Operating points** (all sensors, held-out; only `min_confidence`, i.e. `ALIGN_MIN_CONFIDENCE`, "
-            f"changed): what a clinic that moves the threshold trades.{trade} No threshold comes near the "
-            "direction-accuracy target.",
-            "",
-            "| min_confidence | strict direction accuracy | specificity | opposite direction rate |",
-            "|---|---|---|---|",
-            *rows,
-        ]
+    return _titled_table(
+        "**Operating points** (all sensors, held-out; only `min_confidence`, i.e. `ALIGN_MIN_CONFIDENCE`, "
+        f"changed): what a clinic that moves the threshold trades.{trade} No threshold comes near the "
+        "direction-accuracy target.",
+        ("min_confidence", "strict direction accuracy", "specificity", "opposite direction rate"),
+        rows,
     )
 
 
