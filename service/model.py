@@ -29,6 +29,7 @@ from service.catalog import (
     PARAMETERS_BY_NAME,
     Parameter,
 )
+from service.domain import ModelRef
 from service.errors import ModelArtifactError
 
 OUTPUT_NAMES: tuple[str, ...] = ("p_decrease", "p_increase", "magnitude", "magnitude_lo", "magnitude_hi")
@@ -119,6 +120,8 @@ class OnnxModel:
         # (features then context columns): lets a model use a subset or another order.
         self.column_index = np.array([MODEL_INPUT_COLUMNS.index(c) for c in self.columns], dtype=np.intp)
         self.feature_columns = frozenset(c for c in self.columns if c in FEATURE_INDEX)
+        # What every answer names as its model (one object, reused by the wire-encoding caches).
+        self.ref = ModelRef(manifest.name, manifest.version, manifest.sha256)
         # Set by the registry: (mtime, size) of the files it was loaded from, to notice rewrites.
         self.fingerprint: tuple[float, ...] | None = None
 

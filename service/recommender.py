@@ -48,7 +48,6 @@ from service.domain import (
     FloatArray,
     GaitAssessment,
     MeasurementSuggestion,
-    ModelRef,
     NonAlignmentFinding,
     ParameterEstimate,
     Recommendation,
@@ -447,7 +446,7 @@ class Recommender:
         x = model_input(batch)
         pred = model.predict(x)
         do_explain = self.policy.explain if explain is None else explain
-        ref = ModelRef(model.name, model.version, model.sha256)
+        ref = model.ref
         params = model.parameters
         last = self._last
         tab = last[1] if last is not None and last[0] is params else self._model_tables(params)

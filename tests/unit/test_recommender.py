@@ -20,7 +20,7 @@ from service.catalog import (
     SensorKind,
     Side,
 )
-from service.domain import AssessmentInput, ConfidenceLevel, FeatureInput, PatientContextInput
+from service.domain import AssessmentInput, ConfidenceLevel, FeatureInput, ModelRef, PatientContextInput
 from service.model import Prediction
 from service.recommender import Policy, Recommender, model_input
 from service.validation import validate_assessment
@@ -39,6 +39,10 @@ class ScriptedModel:
     parameters: tuple[Parameter, ...] = PARAMS
     feature_columns: frozenset[str] = frozenset(FEATURE_NAMES)
     columns: tuple[str, ...] = MODEL_INPUT_COLUMNS
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(self.name, self.version, self.sha256)
 
     def predict(self, x: np.ndarray) -> Prediction:
         n = x.shape[0]
