@@ -82,8 +82,14 @@ def test_startup_then_sigterm_drains_in_flight_calls_and_exits_zero(launch: Call
     results: list[str] = []
     lock = threading.Lock()
 
-    def one() -> None:
-        with AlignmentClient.connect(target, timeout_s=30) as c:
+    # Connected (and warmed) before the calls start: a thread still opening its connection when
+    # SIGTERM lands would be refused, which is right, but then its call was never in flight.
+    clients = [AlignmentClient.connect(target, timeout_s=30) for _ in range(4)]
+    for c in clients:
+        c.recommend_batch([ASSESSMENT])
+
+    def one(c: AlignmentClient) -> None:
+        with c:
             try:
                 resp = c.recommend_batch(slow)
                 outcome = "OK" if len(resp.results) == len(slow) else "SHORT"
@@ -92,11 +98,10 @@ def test_startup_then_sigterm_drains_in_flight_calls_and_exits_zero(launch: Call
         with lock:
             results.append(outcome)
 
-    with AlignmentClient.connect(target, timeout_s=30) as warm:  # how long one call takes here
-        t0 = time.monotonic()
-        warm.recommend_batch(slow)
-        one_call_s = time.monotonic() - t0
-    threads = [threading.Thread(target=one) for _ in range(4)]
+    t0 = time.monotonic()  # how long one call takes here
+    clients[0].recommend_batch(slow)
+    one_call_s = time.monotonic() - t0
+    threads = [threading.Thread(target=one, args=(c,)) for c in clients]
     for t in threads:
         t.start()
     time.sleep(min(0.1, one_call_s / 3))
