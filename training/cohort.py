@@ -377,14 +377,17 @@ def measure(
     kinds: frozenset[SensorKind],
     level: AmputationLevel,
     rng: np.random.Generator,
+    dropout: float = FEATURE_DROPOUT,
 ) -> dict[str, float]:
-    """What a given sensor set reports: noise, dropouts, NaN where unmeasurable, clipped to range."""
+    """What a given sensor set reports: noise, dropouts, NaN where unmeasurable, clipped to range.
+
+    ``dropout`` 0 gives complete walks (training.oracle compares estimators on those)."""
     mask = catalog.feature_sensor_mask(kinds)
     out: dict[str, float] = {}
     for spec, measurable in zip(catalog.FEATURES, mask, strict=True):
         if spec.name in _DERIVED:
             continue
-        if not measurable or rng.random() < FEATURE_DROPOUT:
+        if not measurable or rng.random() < dropout:
             out[spec.name] = math.nan
             continue
         out[spec.name] = true[spec.name] + rng.normal(0.0, _best_noise(kinds, spec, level))

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from service import catalog
-from training import cohort, dataset, evaluate, fitting_loop
+from training import cohort, dataset, evaluate, fitting_loop, oracle
 from training.onnx_graph import INPUT_NAME, build_onnx, opset_of, run_onnx
 from training.pipeline import ENGINEERED_FEATURES, OUTPUT_NAMES, monotone_signs
 from training.workflow import FitState, dump_json, load_state
@@ -310,6 +310,7 @@ def write_artifact(
     plots_dir: Path | None = None,
     pipeline_seconds: float | None = None,
     fitting_patients: int = fitting_loop.PATIENTS_DEFAULT,
+    oracle_config: oracle.OracleConfig | None = oracle.DEFAULT_CONFIG,
 ) -> Path:
     if not _VERSION_RE.match(version):
         raise ValueError(f"version must be numeric dotted (e.g. 1.0.0), got {version!r}")
@@ -439,6 +440,12 @@ def write_artifact(
         t_loop = time.perf_counter()
         manifest["fitting_loop"] = fitting_loop.run(tmp, n_patients=fitting_patients)
         log.info("closed-loop fittings: %d patients in %.1f s", fitting_patients, time.perf_counter() - t_loop)
+        dump_json(manifest, tmp / "manifest.json")
+    if oracle_config is not None and state.data_kind == "simulated":
+        # How far is the model from what the simulated walks allow? Only meaningful for a model of the
+        # simulator; it needs the written model like the closed loop.
+        manifest["oracle"] = oracle.run(tmp, oracle_config)
+        log.info("likelihood oracle: %d walks in %.1f s", oracle_config.walks, manifest["oracle"]["seconds"])
         dump_json(manifest, tmp / "manifest.json")
     plot_names: list[str] = []
     if plots_dir is not None and plots_dir.exists():

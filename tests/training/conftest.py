@@ -8,12 +8,14 @@ import pytest
 
 from training import workflow
 from training.export import write_artifact
+from training.oracle import OracleConfig
 from training.pipeline import LgbmConfig
 
 TINY_PATIENTS = 160
 TINY_SEED = 11
 # Small and fast: the tests check the machinery, not the accuracy.
 TINY_CONFIG = LgbmConfig(max_rounds=60, fixed_rounds=30, early_stopping=10, num_leaves=7)
+TINY_ORACLE = OracleConfig(walks=120, candidates=2000, baseline_patients=1500)
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +25,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     workflow.simulate(work, TINY_PATIENTS, TINY_SEED, 3)
     state = workflow.fit(work, None, split_seed=0, compare=True, config=TINY_CONFIG)
     res = workflow.run_evaluation(work, state)
-    art = write_artifact(state, res, out, "0.0.1", work / "plots", fitting_patients=120)
+    art = write_artifact(state, res, out, "0.0.1", work / "plots", fitting_patients=120, oracle_config=TINY_ORACLE)
     return {"work": work, "state": state, "evaluation": res, "artifact": art}
 
 

@@ -54,10 +54,14 @@ def test_service_never_imports_training_libraries() -> None:
         assert not bad, f"{path} imports {bad}"
 
 
-# The one deliberate exception: the closed-loop fitting evaluation runs the exported artifact through
+# The deliberate exceptions: the closed-loop fitting evaluation runs the exported artifact through
 # the service's own core (validation, model, recommender; no gRPC), because a re-implementation
-# would only test itself. Nothing in the pipeline that builds a model may use them.
-SERVICE_CORE_USERS = {"fitting_loop.py": ("service.domain", "service.model", "service.recommender", "service.validation")}
+# would only test itself; the likelihood oracle runs the exported artifact on its walks to compare
+# with it. Nothing in the pipeline that builds a model may use them.
+SERVICE_CORE_USERS = {
+    "fitting_loop.py": ("service.domain", "service.model", "service.recommender", "service.validation"),
+    "oracle.py": ("service.model",),
+}
 
 
 def test_training_uses_only_the_catalog_and_sensors_of_the_service() -> None:
