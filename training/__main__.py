@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             state = workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare, config=_config(args))
             res = workflow.run_evaluation(workdir, state)
             # Timing covers everything before the artifact write; the export's own seconds are logged.
-            write_artifact(state, res, args.out, args.version, workdir / "plots", time.perf_counter() - t0)
+            write_artifact(state, res, args.out, args.version, workdir / "plots", pipeline_started=t0)
             _summary(res)
     except SchemaError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,15 @@ TINY_ORACLE = OracleConfig(walks=120, candidates=2000, baseline_patients=1500)
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    t0 = time.perf_counter()
     work = tmp_path_factory.mktemp("work")
     out = tmp_path_factory.mktemp("models")
     workflow.simulate(work, TINY_PATIENTS, TINY_SEED, 3)
     state = workflow.fit(work, None, split_seed=0, compare=True, config=TINY_CONFIG)
     res = workflow.run_evaluation(work, state)
-    art = write_artifact(state, res, out, "0.0.1", work / "plots", fitting_patients=120, oracle_config=TINY_ORACLE)
+    art = write_artifact(
+        state, res, out, "0.0.1", work / "plots", fitting_patients=120, oracle_config=TINY_ORACLE, pipeline_started=t0
+    )
     return {"work": work, "state": state, "evaluation": res, "artifact": art}
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.oracle import _MIN, _posterior, at_specificity
+from training.oracle import _MIN, _posterior, at_specificity, matched_accuracy
 
 
 def _candidates() -> tuple[np.ndarray, np.ndarray]:
@@ -52,6 +52,8 @@ def test_accuracy_at_a_specificity_interpolates_and_never_extrapolates() -> None
         {"specificity": None, "direction_accuracy": 0.10},
     ]
     assert at_specificity(pts, 0.925) == pytest.approx(0.45)
+    # Two thresholds with one specificity: the better accuracy is the curve's point.
+    assert at_specificity([*pts, {"specificity": 0.90, "direction_accuracy": 0.30}], 0.90) == pytest.approx(0.50)
     assert at_specificity(pts, 0.95) == pytest.approx(0.40)
     assert at_specificity(pts, 0.97) is None and at_specificity(pts, None) is None
 
@@ -60,7 +62,7 @@ def test_the_oracle_rows_are_in_the_manifest_and_card(artifact_dir: Path) -> Non
     m = json.loads((artifact_dir / "manifest.json").read_text())
     o = m["oracle"]
     assert o["walks"] == 120 and o["changes_needed"] > 0 and o["well_aligned_walks"] > 0
-    for key in ("model", "oracle", "oracle_known_baseline"):
+    for key in ("model", "oracle", "oracle_known_baseline", "model_reference", "oracle_reference"):
         r = o[key]
         for k in ("direction_accuracy", "sign_accuracy_given_change", "specificity", "ece"):
             assert 0.0 <= r[k] <= 1.0, (key, k, r[k])
@@ -73,4 +75,35 @@ def test_the_oracle_rows_are_in_the_manifest_and_card(artifact_dir: Path) -> Non
     )
     card = (artifact_dir / "model_card.md").read_text()
     assert "## How close is the model to the best possible?" in card
-    assert "| likelihood oracle + the patient's own aligned gait |" in card
+    assert (
+        "| likelihood oracle + the patient's own aligned gait |" in card
+        and "| likelihood oracle + reference walk |" in card
+    )
+    assert set(o["matched"]) == {"oracle", "oracle_known_baseline", "oracle_reference"}
+
+
+def test_matched_accuracy_compares_at_one_specificity_or_not_at_all() -> None:
+    def curve(spec_default: float, *pts: tuple[float, float]) -> dict[str, object]:
+        return {
+            "specificity": spec_default,
+            "operating_points": [{"specificity": s, "direction_accuracy": a} for s, a in pts],
+        }
+
+    model = curve(0.96, (0.95, 0.40), (0.96, 0.38), (0.98, 0.30))
+    assert matched_accuracy(model, curve(0.94, (0.93, 0.50), (0.97, 0.40))) == pytest.approx(
+        {"specificity": 0.96, "model": 0.38, "oracle": 0.425}
+    )
+    # The model's specificity is off the oracle's curve: compare at the oracle's own.
+    assert matched_accuracy(model, curve(0.97, (0.965, 0.45), (0.975, 0.41))) == pytest.approx(
+        {"specificity": 0.97, "model": 0.34, "oracle": 0.43}
+    )
+    assert matched_accuracy(model, curve(0.99, (0.99, 0.2), (0.995, 0.1))) is None
+
+
+def test_the_recorded_pipeline_time_includes_the_closed_loop_and_the_oracle(artifact_dir: Path) -> None:
+    """The 3-minute budget is for all of `python -m training all`: the time is taken at the end."""
+    m = json.loads((artifact_dir / "manifest.json").read_text())
+    assert m["pipeline_seconds"] >= m["oracle"]["seconds"] > 0
+    assert (
+        f"`python -m training all` took {m['pipeline_seconds']:.0f} s." in (artifact_dir / "model_card.md").read_text()
+    )
