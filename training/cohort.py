@@ -231,6 +231,12 @@ def draw_misalignment(rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def draw_gains(rng: np.random.Generator) -> dict[int, float]:
+    """Per-patient response gain per effect row, N(1, compensation_cv) from the CSV; floored at 0 because
+    users compensate an effect away but do not reverse it [I]."""
+    return {i: float(max(0.0, rng.normal(1.0, eff.compensation_cv))) for i, eff in enumerate(catalog.effects())}
+
+
 def _effect_shift(x: np.ndarray, level: AmputationLevel, gains: Mapping[int, float]) -> dict[str, float]:
     """Sum of the cited effects of misalignment x on every feature (feature units)."""
     shift: dict[str, float] = {}
@@ -275,9 +281,7 @@ def _draw_patient(rng: np.random.Generator, idx: int) -> _Patient:
     z = {f: float(rng.normal()) for f in catalog.FEATURE_NAMES}
     z["_coronal_shared"] = float(rng.normal())
     x = draw_misalignment(rng)
-    # Per-patient response gain per effect row, N(1, compensation_cv) from the CSV; floored at 0 because
-    # users compensate an effect away but do not reverse it [I].
-    gains = {i: float(max(0.0, rng.normal(1.0, eff.compensation_cv))) for i, eff in enumerate(catalog.effects())}
+    gains = draw_gains(rng)
     return _Patient(
         pid=f"SIM{idx:06d}",
         level=level,

@@ -152,9 +152,8 @@ def _gaussian_rest(cfg: OracleConfig, rng: np.random.Generator, rng_ref: np.rand
 
 def _candidates(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[AmputationLevel, np.ndarray]]:
     """n corrections [n, 7] from the cohort's prior and their feature shifts per level [n, used]."""
-    effects = catalog.effects()
     x = np.array([cohort.draw_misalignment(rng) for _ in range(n)])
-    gains = [{i: float(max(0.0, rng.normal(1.0, e.compensation_cv))) for i, e in enumerate(effects)} for _ in range(n)]
+    gains = [cohort.draw_gains(rng) for _ in range(n)]
     shifts: dict[AmputationLevel, np.ndarray] = {}
     for lvl in _LEVELS:
         typical = dataclasses.replace(
