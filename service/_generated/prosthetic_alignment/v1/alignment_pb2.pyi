@@ -76,6 +76,15 @@ class ConfidenceLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CONFIDENCE_LEVEL_LOW: _ClassVar[ConfidenceLevel]
     CONFIDENCE_LEVEL_MEDIUM: _ClassVar[ConfidenceLevel]
     CONFIDENCE_LEVEL_HIGH: _ClassVar[ConfidenceLevel]
+
+class AnswerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANSWER_KIND_UNSPECIFIED: _ClassVar[AnswerKind]
+    ANSWER_KIND_NO_CHANGE: _ClassVar[AnswerKind]
+    ANSWER_KIND_RECOMMENDED: _ClassVar[AnswerKind]
+    ANSWER_KIND_TRIAL: _ClassVar[AnswerKind]
+    ANSWER_KIND_NOT_ALIGNMENT: _ClassVar[AnswerKind]
+    ANSWER_KIND_INSUFFICIENT_EVIDENCE: _ClassVar[AnswerKind]
 SENSOR_KIND_UNSPECIFIED: SensorKind
 SENSOR_KIND_INSTRUMENTED_PYLON: SensorKind
 SENSOR_KIND_IMU: SensorKind
@@ -122,6 +131,28 @@ CONFIDENCE_LEVEL_UNSPECIFIED: ConfidenceLevel
 CONFIDENCE_LEVEL_LOW: ConfidenceLevel
 CONFIDENCE_LEVEL_MEDIUM: ConfidenceLevel
 CONFIDENCE_LEVEL_HIGH: ConfidenceLevel
+ANSWER_KIND_UNSPECIFIED: AnswerKind
+ANSWER_KIND_NO_CHANGE: AnswerKind
+ANSWER_KIND_RECOMMENDED: AnswerKind
+ANSWER_KIND_TRIAL: AnswerKind
+ANSWER_KIND_NOT_ALIGNMENT: AnswerKind
+ANSWER_KIND_INSUFFICIENT_EVIDENCE: AnswerKind
+
+class AppliedChange(_message.Message):
+    __slots__ = ("parameter", "change")
+    PARAMETER_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    parameter: AdjustmentParameter
+    change: float
+    def __init__(self, parameter: _Optional[_Union[AdjustmentParameter, str]] = ..., change: _Optional[float] = ...) -> None: ...
+
+class FittingWalk(_message.Message):
+    __slots__ = ("features", "applied_after")
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    features: _containers.RepeatedCompositeFieldContainer[FeatureValue]
+    applied_after: _containers.RepeatedCompositeFieldContainer[AppliedChange]
+    def __init__(self, features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ..., applied_after: _Optional[_Iterable[_Union[AppliedChange, _Mapping]]] = ...) -> None: ...
 
 class PatientContext(_message.Message):
     __slots__ = ("amputation_level", "prosthetic_side", "body_mass_kg", "height_m", "k_level", "foot_type", "knee_type")
@@ -154,16 +185,20 @@ class FeatureValue(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., source: _Optional[_Union[SensorKind, str]] = ...) -> None: ...
 
 class GaitAssessment(_message.Message):
-    __slots__ = ("assessment_id", "patient", "features", "reference_features")
+    __slots__ = ("assessment_id", "patient", "features", "reference_features", "applied_since_reference", "fitting_history")
     ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PATIENT_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_SINCE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    FITTING_HISTORY_FIELD_NUMBER: _ClassVar[int]
     assessment_id: str
     patient: PatientContext
     features: _containers.RepeatedCompositeFieldContainer[FeatureValue]
     reference_features: _containers.RepeatedCompositeFieldContainer[FeatureValue]
-    def __init__(self, assessment_id: _Optional[str] = ..., patient: _Optional[_Union[PatientContext, _Mapping]] = ..., features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ..., reference_features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ...) -> None: ...
+    applied_since_reference: _containers.RepeatedCompositeFieldContainer[AppliedChange]
+    fitting_history: _containers.RepeatedCompositeFieldContainer[FittingWalk]
+    def __init__(self, assessment_id: _Optional[str] = ..., patient: _Optional[_Union[PatientContext, _Mapping]] = ..., features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ..., reference_features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ..., applied_since_reference: _Optional[_Iterable[_Union[AppliedChange, _Mapping]]] = ..., fitting_history: _Optional[_Iterable[_Union[FittingWalk, _Mapping]]] = ...) -> None: ...
 
 class ModelRef(_message.Message):
     __slots__ = ("name", "version", "sha256")
@@ -194,7 +229,7 @@ class GaitDeviation(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., normative_mean: _Optional[float] = ..., normative_sd: _Optional[float] = ..., z_score: _Optional[float] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Adjustment(_message.Message):
-    __slots__ = ("rank", "parameter", "change_deg", "change_mm", "unit", "direction", "confidence", "interval_lower", "interval_upper", "suggested_change", "clamped_to_safe_step", "supporting_deviations", "driving_features", "rationale", "plane")
+    __slots__ = ("rank", "parameter", "change_deg", "change_mm", "unit", "direction", "confidence", "interval_lower", "interval_upper", "suggested_change", "clamped_to_safe_step", "supporting_deviations", "driving_features", "rationale", "plane", "trial", "reverts_applied_change")
     RANK_FIELD_NUMBER: _ClassVar[int]
     PARAMETER_FIELD_NUMBER: _ClassVar[int]
     CHANGE_DEG_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +245,8 @@ class Adjustment(_message.Message):
     DRIVING_FEATURES_FIELD_NUMBER: _ClassVar[int]
     RATIONALE_FIELD_NUMBER: _ClassVar[int]
     PLANE_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_FIELD_NUMBER: _ClassVar[int]
+    REVERTS_APPLIED_CHANGE_FIELD_NUMBER: _ClassVar[int]
     rank: int
     parameter: AdjustmentParameter
     change_deg: float
@@ -225,7 +262,9 @@ class Adjustment(_message.Message):
     driving_features: _containers.RepeatedScalarFieldContainer[str]
     rationale: str
     plane: AnatomicalPlane
-    def __init__(self, rank: _Optional[int] = ..., parameter: _Optional[_Union[AdjustmentParameter, str]] = ..., change_deg: _Optional[float] = ..., change_mm: _Optional[float] = ..., unit: _Optional[str] = ..., direction: _Optional[str] = ..., confidence: _Optional[float] = ..., interval_lower: _Optional[float] = ..., interval_upper: _Optional[float] = ..., suggested_change: _Optional[float] = ..., clamped_to_safe_step: _Optional[bool] = ..., supporting_deviations: _Optional[_Iterable[str]] = ..., driving_features: _Optional[_Iterable[str]] = ..., rationale: _Optional[str] = ..., plane: _Optional[_Union[AnatomicalPlane, str]] = ...) -> None: ...
+    trial: bool
+    reverts_applied_change: bool
+    def __init__(self, rank: _Optional[int] = ..., parameter: _Optional[_Union[AdjustmentParameter, str]] = ..., change_deg: _Optional[float] = ..., change_mm: _Optional[float] = ..., unit: _Optional[str] = ..., direction: _Optional[str] = ..., confidence: _Optional[float] = ..., interval_lower: _Optional[float] = ..., interval_upper: _Optional[float] = ..., suggested_change: _Optional[float] = ..., clamped_to_safe_step: _Optional[bool] = ..., supporting_deviations: _Optional[_Iterable[str]] = ..., driving_features: _Optional[_Iterable[str]] = ..., rationale: _Optional[str] = ..., plane: _Optional[_Union[AnatomicalPlane, str]] = ..., trial: _Optional[bool] = ..., reverts_applied_change: _Optional[bool] = ...) -> None: ...
 
 class ParameterEstimate(_message.Message):
     __slots__ = ("parameter", "probability_decrease", "probability_no_change", "probability_increase", "magnitude", "unit", "recommended", "reason")
@@ -268,7 +307,7 @@ class MeasurementSuggestion(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., sensor_kind: _Optional[_Union[SensorKind, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Recommendation(_message.Message):
-    __slots__ = ("assessment_id", "model", "adjustments", "no_change_needed", "deviations", "non_alignment_findings", "missing_features", "imputed_features", "overall_confidence", "confidence_level", "suggested_measurements", "warnings", "parameter_estimates", "changes_since_reference")
+    __slots__ = ("assessment_id", "model", "adjustments", "no_change_needed", "deviations", "non_alignment_findings", "missing_features", "imputed_features", "overall_confidence", "confidence_level", "suggested_measurements", "warnings", "parameter_estimates", "changes_since_reference", "answer_kind", "differentials", "summary")
     ASSESSMENT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ADJUSTMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +322,9 @@ class Recommendation(_message.Message):
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     PARAMETER_ESTIMATES_FIELD_NUMBER: _ClassVar[int]
     CHANGES_SINCE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_KIND_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENTIALS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     assessment_id: str
     model: ModelRef
     adjustments: _containers.RepeatedCompositeFieldContainer[Adjustment]
@@ -297,7 +339,48 @@ class Recommendation(_message.Message):
     warnings: _containers.RepeatedScalarFieldContainer[str]
     parameter_estimates: _containers.RepeatedCompositeFieldContainer[ParameterEstimate]
     changes_since_reference: _containers.RepeatedCompositeFieldContainer[FeatureChange]
-    def __init__(self, assessment_id: _Optional[str] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., adjustments: _Optional[_Iterable[_Union[Adjustment, _Mapping]]] = ..., no_change_needed: _Optional[bool] = ..., deviations: _Optional[_Iterable[_Union[GaitDeviation, _Mapping]]] = ..., non_alignment_findings: _Optional[_Iterable[_Union[NonAlignmentFinding, _Mapping]]] = ..., missing_features: _Optional[_Iterable[str]] = ..., imputed_features: _Optional[_Iterable[str]] = ..., overall_confidence: _Optional[float] = ..., confidence_level: _Optional[_Union[ConfidenceLevel, str]] = ..., suggested_measurements: _Optional[_Iterable[_Union[MeasurementSuggestion, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., parameter_estimates: _Optional[_Iterable[_Union[ParameterEstimate, _Mapping]]] = ..., changes_since_reference: _Optional[_Iterable[_Union[FeatureChange, _Mapping]]] = ...) -> None: ...
+    answer_kind: AnswerKind
+    differentials: _containers.RepeatedCompositeFieldContainer[Differential]
+    summary: str
+    def __init__(self, assessment_id: _Optional[str] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., adjustments: _Optional[_Iterable[_Union[Adjustment, _Mapping]]] = ..., no_change_needed: _Optional[bool] = ..., deviations: _Optional[_Iterable[_Union[GaitDeviation, _Mapping]]] = ..., non_alignment_findings: _Optional[_Iterable[_Union[NonAlignmentFinding, _Mapping]]] = ..., missing_features: _Optional[_Iterable[str]] = ..., imputed_features: _Optional[_Iterable[str]] = ..., overall_confidence: _Optional[float] = ..., confidence_level: _Optional[_Union[ConfidenceLevel, str]] = ..., suggested_measurements: _Optional[_Iterable[_Union[MeasurementSuggestion, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., parameter_estimates: _Optional[_Iterable[_Union[ParameterEstimate, _Mapping]]] = ..., changes_since_reference: _Optional[_Iterable[_Union[FeatureChange, _Mapping]]] = ..., answer_kind: _Optional[_Union[AnswerKind, str]] = ..., differentials: _Optional[_Iterable[_Union[Differential, _Mapping]]] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class CandidateCause(_message.Message):
+    __slots__ = ("parameter", "direction_sign", "direction", "probability", "probability_opposite", "evidence_for", "evidence_against", "table_rows", "vetoed")
+    PARAMETER_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_SIGN_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_OPPOSITE_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FOR_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_AGAINST_FIELD_NUMBER: _ClassVar[int]
+    TABLE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    VETOED_FIELD_NUMBER: _ClassVar[int]
+    parameter: AdjustmentParameter
+    direction_sign: int
+    direction: str
+    probability: float
+    probability_opposite: float
+    evidence_for: _containers.RepeatedScalarFieldContainer[str]
+    evidence_against: _containers.RepeatedScalarFieldContainer[str]
+    table_rows: str
+    vetoed: bool
+    def __init__(self, parameter: _Optional[_Union[AdjustmentParameter, str]] = ..., direction_sign: _Optional[int] = ..., direction: _Optional[str] = ..., probability: _Optional[float] = ..., probability_opposite: _Optional[float] = ..., evidence_for: _Optional[_Iterable[str]] = ..., evidence_against: _Optional[_Iterable[str]] = ..., table_rows: _Optional[str] = ..., vetoed: _Optional[bool] = ...) -> None: ...
+
+class Differential(_message.Message):
+    __slots__ = ("feature", "z_score", "description", "candidates", "non_alignment_causes", "separating_measurement")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    Z_SCORE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    NON_ALIGNMENT_CAUSES_FIELD_NUMBER: _ClassVar[int]
+    SEPARATING_MEASUREMENT_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    z_score: float
+    description: str
+    candidates: _containers.RepeatedCompositeFieldContainer[CandidateCause]
+    non_alignment_causes: _containers.RepeatedScalarFieldContainer[str]
+    separating_measurement: MeasurementSuggestion
+    def __init__(self, feature: _Optional[str] = ..., z_score: _Optional[float] = ..., description: _Optional[str] = ..., candidates: _Optional[_Iterable[_Union[CandidateCause, _Mapping]]] = ..., non_alignment_causes: _Optional[_Iterable[str]] = ..., separating_measurement: _Optional[_Union[MeasurementSuggestion, _Mapping]] = ...) -> None: ...
 
 class FeatureChange(_message.Message):
     __slots__ = ("feature", "reference_value", "value", "change", "unit", "change_in_sd")
