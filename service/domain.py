@@ -48,12 +48,33 @@ class FeatureInput:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedChange:
+    """An alignment change the prosthetist made, signed in parameter units (DESIGN 3.1)."""
+
+    parameter: Parameter
+    change: float
+
+
+@dataclass(frozen=True, slots=True)
+class FittingWalkInput:
+    """An earlier walk of the fitting as received (before the reference walk)."""
+
+    features: tuple[FeatureInput, ...]
+    applied_after: tuple[AppliedChange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AssessmentInput:
     assessment_id: str
     patient: PatientContextInput | None
     features: tuple[FeatureInput, ...]
-    # The same patient's features at the alignment last accepted (optional; same rules as features).
+    # The same patient's features at the alignment last accepted, or the previous walk of this fitting
+    # (optional; same rules as features).
     reference_features: tuple[FeatureInput, ...] = ()
+    # The fitting loop (DESIGN 3.4): changes made between the reference walk and this walk, and the
+    # walks before the reference walk, oldest first.
+    applied_since_reference: tuple[AppliedChange, ...] = ()
+    fitting_history: tuple[FittingWalkInput, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +104,20 @@ class GaitAssessment:
     # Catalog-ordered values of the reference assessment (None when none was sent); the model reads
     # the change since the reference (catalog.REFERENCE_CHANGE_COLUMNS).
     reference_values: FloatArray | None = None
+    # The fitting loop: changes since the reference walk (validated, one per parameter at most) and
+    # the earlier walks, oldest first.
+    applied_since_reference: tuple[AppliedChange, ...] = ()
+    history: tuple[FittingWalk, ...] = ()
+    # Source per catalog index of the reference walk's features.
+    reference_sources: dict[int, SensorKind] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FittingWalk:
+    """A validated earlier walk: catalog-ordered values (NaN where not sent), the change after it."""
+
+    values: FloatArray
+    applied_after: tuple[AppliedChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +221,16 @@ class ModelRef:
     sha256: str
 
 
+class AnswerKind(enum.StrEnum):
+    """What kind of answer a Recommendation is (DESIGN 3.3)."""
+
+    NO_CHANGE = "NO_CHANGE"
+    RECOMMENDED = "RECOMMENDED"
+    TRIAL = "TRIAL"
+    NOT_ALIGNMENT = "NOT_ALIGNMENT"
+    INSUFFICIENT_EVIDENCE = "INSUFFICIENT_EVIDENCE"
+
+
 class ConfidenceLevel(enum.StrEnum):
     LOW = "LOW"
     MEDIUM = "MEDIUM"
@@ -217,6 +262,8 @@ class Adjustment(NamedTuple):
     driving_features: tuple[str, ...]
     rationale: str
     plane: Plane
+    trial: bool = False
+    reverts_applied_change: bool = False
 
 
 class ParameterEstimate(NamedTuple):
@@ -256,6 +303,33 @@ class FeatureChange:
     change_in_sd: float
 
 
+@dataclass(frozen=True, slots=True)
+class CandidateCause:
+    """One candidate alignment cause of a deviation: the fix that undoes it, and the evidence."""
+
+    parameter: Parameter
+    direction_sign: int
+    direction: str
+    probability: float
+    probability_opposite: float
+    evidence_for: tuple[str, ...]
+    evidence_against: tuple[str, ...]
+    table_rows: str
+    vetoed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Differential:
+    """A clear deviation, its candidate causes ranked, the other causes, what would separate them."""
+
+    feature: str
+    z_score: float
+    description: str
+    candidates: tuple[CandidateCause, ...]
+    non_alignment_causes: tuple[str, ...]
+    separating_measurement: MeasurementSuggestion | None
+
+
 class Recommendation(NamedTuple):
     assessment_id: str
     model: ModelRef
@@ -271,3 +345,6 @@ class Recommendation(NamedTuple):
     warnings: tuple[str, ...]
     parameter_estimates: tuple[ParameterEstimate, ...] = ()
     changes_since_reference: tuple[FeatureChange, ...] = ()
+    answer_kind: AnswerKind = AnswerKind.NO_CHANGE
+    differentials: tuple[Differential, ...] = ()
+    summary: str = ""
