@@ -373,6 +373,9 @@ def write_artifact(
             "source": Path(state.data_source).name,
         },
         "metrics": evaluation,
+        # The range of every feature in the training data (0.1% and 99.9% quantiles): the service
+        # never reads an answer on inputs outside it as HIGH (DESIGN 3.3).
+        "input_ranges": state.input_ranges,
         "onnx": {
             "opset": opset_of(onx),
             "node_count": len(onx.graph.node),
