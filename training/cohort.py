@@ -351,15 +351,31 @@ def measure(
     ``dropout`` 0 gives complete walks (training.oracle compares estimators on those)."""
     mask = catalog.feature_sensor_mask(kinds)
     out: dict[str, float] = {}
+    sides = {s for pair in _DERIVED.values() for s in pair}
     for spec, measurable in zip(catalog.FEATURES, mask, strict=True):
-        if spec.name in _DERIVED:
+        if spec.name in _DERIVED or spec.name in sides:
             continue
         if not measurable or rng.random() < dropout:
             out[spec.name] = math.nan
             continue
         out[spec.name] = true[spec.name] + rng.normal(0.0, _best_noise(kinds, spec, level))
     for name, (pn, sn) in _DERIVED.items():
+        # One sensor measures both sides in one walk, so their errors are mostly shared (a scale or
+        # timing error moves both): the mean of the two sides carries the side feature's error, their
+        # asymmetry the asymmetry's own (sensor_error.csv), and the sides follow from the two. Drawing
+        # the sides independently would give the asymmetry an error no retest ICC supports.
+        spec_a, spec_p, spec_s = (catalog.FEATURES_BY_NAME[n] for n in (name, pn, sn))
+        p_can, s_can = mask[catalog.FEATURE_INDEX[pn]], mask[catalog.FEATURE_INDEX[sn]]
+        p_ok = p_can and rng.random() >= dropout
+        s_ok = s_can and rng.random() >= dropout
+        side = spec_p if p_can else spec_s
+        err = _best_noise(kinds, side, level) if (p_can or s_can) else 0.0
+        mean = 0.5 * (true[pn] + true[sn]) + rng.normal(0.0, err)
+        a_true = _asymmetry(true[pn], true[sn])
         measurable = mask[catalog.FEATURE_INDEX[name]]
+        a = a_true + rng.normal(0.0, _best_noise(kinds, spec_a, level)) if measurable else a_true
+        out[pn] = mean * (1 + a / 200.0) if p_ok else math.nan
+        out[sn] = mean * (1 - a / 200.0) if s_ok else math.nan
         pv, sv = out[pn], out[sn]
         # Derived from the two sides where both are present (DESIGN 3.2 formula).
         out[name] = _asymmetry(pv, sv) if measurable and not (math.isnan(pv) or math.isnan(sv)) else math.nan

@@ -70,6 +70,8 @@ def test_service_never_imports_training_libraries() -> None:
 SERVICE_CORE_USERS = {
     "fitting_loop.py": ("service.domain", "service.model", "service.recommender", "service.validation"),
     "oracle.py": ("service.model",),
+    "acceptance.py": ("service.domain", "service.model", "service.recommender", "service.validation"),
+    "service_eval.py": ("service.domain", "service.model", "service.recommender", "service.validation"),
 }
 
 
