@@ -17,13 +17,13 @@ import numpy as np
 
 from service.catalog import (
     BODY_MASS_KG_RANGE,
-    PARAMETERS_BY_NAME,
-    SENSOR_CODE,
     FEATURE_INDEX,
     FEATURE_NAMES,
     FEATURES,
     HEIGHT_M_RANGE,
     K_LEVEL_RANGE,
+    PARAMETERS_BY_NAME,
+    SENSOR_CODE,
     AmputationLevel,
     SensorKind,
 )

@@ -19,6 +19,7 @@ count that sensor's error, as in clinic use). Definitions (also in the model car
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections import Counter
 from typing import Any
@@ -123,7 +124,7 @@ def run(model: OnnxModel, test: pd.DataFrame, seed: int = 0) -> dict[str, Any]:
     trial = np.array([r.answer_kind is AnswerKind.TRIAL for r in recs])
     stated = np.array([r.adjustments[0].confidence if r.adjustments else 0.0 for r in recs])
     calibration = []
-    for lo, hi in zip(TRIAL_BINS[:-1], TRIAL_BINS[1:], strict=True):
+    for lo, hi in itertools.pairwise(TRIAL_BINS):
         b = trial & (stated >= lo) & (stated < hi)
         if b.any():
             calibration.append({"bin": [lo, hi], "n": int(b.sum()), "stated": float(stated[b].mean()), "right": float(right[b].mean())})

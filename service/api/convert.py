@@ -44,16 +44,17 @@ def _enum_map(enum_pb: object, prefix: str, domain: type) -> dict[int, object]:
 
 
 _SENSOR_IN: dict[int, SensorKind] = _enum_map(pb.SensorKind, "SENSOR_KIND_", SensorKind)  # type: ignore[assignment]
-_SENSOR_OUT = {v: k for k, v in _SENSOR_IN.items()}
+# Out-maps give enum numbers typed Any: the generated stubs type enum fields as their enum class.
+_SENSOR_OUT: dict[SensorKind, Any] = {v: k for k, v in _SENSOR_IN.items()}
 _LEVEL_IN: dict[int, AmputationLevel] = _enum_map(pb.AmputationLevel, "AMPUTATION_LEVEL_", AmputationLevel)  # type: ignore[assignment]
 _LEVEL_OUT: dict[AmputationLevel, Any] = {v: k for k, v in _LEVEL_IN.items()}
 _SIDE_IN: dict[int, Side] = _enum_map(pb.Side, "SIDE_", Side)  # type: ignore[assignment]
 _FOOT_IN: dict[int, str] = _enum_map(pb.FootType, "FOOT_TYPE_", str)  # type: ignore[assignment]
 _KNEE_IN: dict[int, str] = _enum_map(pb.KneeType, "KNEE_TYPE_", str)  # type: ignore[assignment]
-_PARAM_OUT = {Parameter(name.removeprefix("ADJUSTMENT_PARAMETER_")): n for name, n in pb.AdjustmentParameter.items() if n}
-_PLANE_OUT = {Plane(name.removeprefix("ANATOMICAL_PLANE_")): n for name, n in pb.AnatomicalPlane.items() if n}
-_CONF_OUT: dict[str, int] = {name.removeprefix("CONFIDENCE_LEVEL_"): n for name, n in pb.ConfidenceLevel.items() if n}
-_PARAM_IN: dict[int, Parameter] = {n: p for p, n in _PARAM_OUT.items()}
+_PARAM_OUT: dict[Parameter, Any] = {Parameter(name.removeprefix("ADJUSTMENT_PARAMETER_")): n for name, n in pb.AdjustmentParameter.items() if n}
+_PLANE_OUT: dict[Plane, Any] = {Plane(name.removeprefix("ANATOMICAL_PLANE_")): n for name, n in pb.AnatomicalPlane.items() if n}
+_CONF_OUT: dict[str, Any] = {name.removeprefix("CONFIDENCE_LEVEL_"): n for name, n in pb.ConfidenceLevel.items() if n}
+_PARAM_IN: dict[int, Parameter] = {int(n): p for p, n in _PARAM_OUT.items()}
 
 
 def _patient_from_proto(msg: pb.GaitAssessment) -> PatientContextInput | None:
@@ -196,7 +197,7 @@ def recommendation_to_proto(r: Recommendation, out: pb.Recommendation | None = N
     return m
 
 
-_ANSWER_OUT: dict[AnswerKind, int] = {AnswerKind(n.removeprefix("ANSWER_KIND_")): v for n, v in pb.AnswerKind.items() if v}
+_ANSWER_OUT: dict[AnswerKind, Any] = {AnswerKind(n.removeprefix("ANSWER_KIND_")): v for n, v in pb.AnswerKind.items() if v}
 
 
 def _model_ref(ref: ModelRef) -> pb.ModelRef:

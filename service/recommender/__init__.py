@@ -13,15 +13,24 @@ Each stage is a module of small functions, tested alone (tests/unit/test_recomme
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from service.catalog import FEATURE_NAMES, PARAMETERS, AmputationLevel
-from service.domain import AnswerKind, AssessmentBatch, ConfidenceLevel, FloatArray, GaitAssessment, Recommendation
+from service.domain import (
+    AnswerKind,
+    AssessmentBatch,
+    ConfidenceLevel,
+    FloatArray,
+    GaitAssessment,
+    MeasurementSuggestion,
+    Recommendation,
+)
 from service.model import OnnxModel, Prediction
 from service.recommender import explain as ex
-from service.recommender.decide import RowDecision, batch_arrays, decide_row
-from service.recommender.deviations import N_FEATURES, Deviations, deviations, noise_ratio
+from service.recommender.decide import RowDecision, batch_arrays, decide_row, quiet_decision, quiet_rows
+from service.recommender.deviations import Deviations, deviations, noise_ratio
 from service.recommender.evidence import _REF0, ModelEvidence, loop_evidence, model_evidence, model_input
 from service.recommender.explain import NO_REFERENCE_HINT, NOT_READ_REFERENCE_WARNING
 from service.recommender.policy import Policy
@@ -31,12 +40,22 @@ __all__ = ["NOT_READ_REFERENCE_WARNING", "NO_REFERENCE_HINT", "Policy", "Recomme
 _MISSING_CACHE_MAX = 4096
 
 
+@dataclass(frozen=True, slots=True)
+class _RowFacts:
+    estimates: tuple[list[list[float]], ...]
+    known: list[bool]
+    n_present: list[int]
+    has_socket: list[bool]
+    outside: list[bool]
+
+
 class Recommender:
     """Stateless apart from its policy and caches of pure functions: safe to share across threads."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._missing: dict[tuple[object, bytes], tuple[str, ...]] = {}
+        self._sugg: dict[tuple[object, ...], tuple[MeasurementSuggestion, ...]] = {}
 
     def recommend(
         self, model: OnnxModel, assessments: Sequence[GaitAssessment] | AssessmentBatch, *, explain: bool | None = None
@@ -56,10 +75,19 @@ class Recommender:
         # 4. decide: the elementwise part for the whole batch, then per row
         arr = batch_arrays(dev, ev, pol)
         reads_reference = any(c.startswith("change_since_reference_") for c in model.columns)
+        quiet = quiet_rows(dev, arr, loop).tolist()
+        # Per-row facts the explanation needs, computed for the batch at once.
+        facts = _RowFacts(
+            ex.rounded_estimates(ev),
+            ev.known.tolist(),
+            dev.present.sum(axis=1).tolist(),
+            np.asarray(dev.present[:, ex.SOCKET_INDEX].any(axis=1), dtype=bool).tolist(),
+            ev.outside_training.tolist(),
+        )
         out: list[Recommendation] = []
         for r in range(len(b)):
-            d = decide_row(r, dev, ev, arr, loop[r], pol)
-            out.append(self._answer(model, b, x, dev, ev, d, r, occlude, reads_reference))
+            d = quiet_decision(r, dev, ev, arr, pol) if quiet[r] else decide_row(r, dev, ev, arr, loop[r], pol)
+            out.append(self._answer(model, b, x, dev, ev, d, r, occlude, reads_reference, facts))
         return out
 
     def _answer(
@@ -73,14 +101,16 @@ class Recommender:
         r: int,
         occlude: bool,
         reads_reference: bool,
+        facts: _RowFacts,
     ) -> Recommendation:
         """5. explain: the answer of row r in words."""
         values = b.values[r]
         drivers = _occlusion_drivers(model, x[r], dev.present[r], d) if occlude and d.chosen else None
         adjustments = ex.adjustments(d, ev, dev, r, drivers)
-        diffs = ex.differentials(dev, values, ev, r, d)
+        listed = ex.deviations_list(dev, values, r)
+        diffs = ex.differentials(dev, values, ev, r, d, listed)
         found = ex.findings(dev, r, d)
-        overall, notes = ex.capped_confidence(d.overall, dev, ev, r)
+        overall, notes = ex.capped_confidence(d.overall, facts.n_present[r], facts.has_socket[r], facts.outside[r])
         level = ex.level_of(overall)
         warnings = b.warnings[r] + notes
         has_reference = b.reference_values is not None and not np.all(np.isnan(b.reference_values[r]))
@@ -88,7 +118,7 @@ class Recommender:
             warnings = (*warnings, NOT_READ_REFERENCE_WARNING)
         elif not has_reference and reads_reference and level is not ConfidenceLevel.HIGH:
             warnings = (*warnings, NO_REFERENCE_HINT)
-        sugg = ex.suggestions(dev, ev, r, model.feature_columns) if level is not ConfidenceLevel.HIGH else ()
+        sugg = self._suggestions(model, dev, ev, r) if level is not ConfidenceLevel.HIGH else ()
         li = int(dev.level_index[r])
         changes = (
             ex.changes_since_reference(values, b.reference_values[r], li) if has_reference and b.reference_values is not None else ()
@@ -98,7 +128,7 @@ class Recommender:
             model=model.ref,
             adjustments=adjustments,
             no_change_needed=d.kind is AnswerKind.NO_CHANGE,
-            deviations=ex.deviations_list(dev, values, r),
+            deviations=listed,
             non_alignment_findings=found,
             missing_features=self._missing_features(model, dev.present[r]),
             imputed_features=tuple(FEATURE_NAMES[i] for i in b.derived[r]),
@@ -106,12 +136,23 @@ class Recommender:
             confidence_level=level,
             suggested_measurements=sugg,
             warnings=warnings,
-            parameter_estimates=ex.estimates(ev, r, d),
+            parameter_estimates=ex.estimates(facts.estimates, facts.known, r, d),
             changes_since_reference=changes,
             answer_kind=d.kind,
             differentials=diffs,
             summary=ex.summary(d.kind, adjustments, diffs, found, sugg),
         )
+
+    def _suggestions(self, model: OnnxModel, dev: Deviations, ev: ModelEvidence, r: int) -> tuple[MeasurementSuggestion, ...]:
+        """What to measure next: a pure function of the model, level, present features and contenders."""
+        key = (model.ref, int(dev.level_index[r]), np.packbits(dev.present[r]).tobytes(), ex.contender_key(ev, r))
+        got = self._sugg.get(key)
+        if got is None:
+            got = ex.suggestions(dev, ev, r, model.feature_columns)
+            if len(self._sugg) >= _MISSING_CACHE_MAX:
+                self._sugg.clear()
+            self._sugg[key] = got
+        return got
 
     def _missing_features(self, model: OnnxModel, present: np.ndarray) -> tuple[str, ...]:
         key = (model.ref, np.packbits(present).tobytes())

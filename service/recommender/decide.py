@@ -87,6 +87,12 @@ class BatchArrays:
     against_table: npt.NDArray[np.bool_]
     min_change: npt.NDArray[np.float64]  # [P]
     max_step: npt.NDArray[np.float64]  # [P]
+    reason_code: npt.NDArray[np.int64]  # [n, P] index into REASONS: why recommended or not
+    no_change: npt.NDArray[np.float64]  # [n] probability that no parameter needs a change (approx.)
+
+
+# Why a parameter was or was not recommended, in the order the rules test them.
+R_UNKNOWN, R_NO_CHANGE, R_LOW, R_SMALL, R_TABLE, R_UNSUPPORTED, R_RECOMMENDED = range(7)
 
 
 def batch_arrays(dev: Deviations, ev: ModelEvidence, policy: Policy) -> BatchArrays:
@@ -105,33 +111,54 @@ def batch_arrays(dev: Deviations, ev: ModelEvidence, policy: Policy) -> BatchArr
     rows = np.arange(sign.shape[0])[:, None]
     supported = sup[rows, this] > 0
     against = (tab[rows, other] > 0) & ~(tab[rows, this] > 0)
-    rec = (
-        ev.known[None, :]
-        & (p_dir >= policy.min_confidence)
-        & (p_dir > ev.p_none)
-        & (ev.magnitude >= min_change[None, :])
-        & ((p_dir >= UNSUPPORTED_MIN) | supported)
-        & ~against
+    tests = (
+        ~ev.known[None, :] | np.zeros_like(against),
+        p_dir <= ev.p_none,
+        p_dir < policy.min_confidence,
+        ev.magnitude < min_change[None, :],
+        against,
+        ~supported & (p_dir < UNSUPPORTED_MIN),
     )
-    return BatchArrays(sign, p_dir, p_opp, rec, supported, against, min_change, max_step)
+    code = np.full(sign.shape, R_RECOMMENDED, dtype=np.int64)
+    for k in range(len(tests) - 1, -1, -1):  # the first failing rule names the reason
+        code = np.where(tests[k], k, code)
+    rec = code == R_RECOMMENDED
+    no_change = np.min(np.where(ev.known[None, :], np.maximum(ev.p_none, 1.0 - p_dir), 1.0), axis=1)
+    return BatchArrays(sign, p_dir, p_opp, rec, supported, against, min_change, max_step, code, no_change)
 
 
-def _reason(a: BatchArrays, ev: ModelEvidence, r: int, j: int, policy: Policy) -> str:
-    if not ev.known[j]:
-        return "the served model has no output for this parameter"
-    p, pn, m = a.p_dir[r, j], ev.p_none[r, j], ev.magnitude[r, j]
+_REASON_CACHE: dict[tuple[int, int, int, float], str] = {}
+
+
+def reason_text(code: int, j: int, p: float, magnitude: float, policy: Policy, min_change: float) -> str:
+    """The words of a reason code (numbers rounded as printed, so the texts cache well)."""
+    pct = round(p * 100)
+    mag = round(magnitude, 1)
+    key = (code, j, pct if code in (R_LOW, R_UNSUPPORTED) else 0, mag if code == R_SMALL else 0.0)
+    got = _REASON_CACHE.get(key)
+    if got is not None:
+        return got
     unit = PARAMETERS[j].unit
-    if p <= pn:
-        return "no change is the most likely outcome"
-    if p < policy.min_confidence:
-        return f"probability {p:.0%} is below the {policy.min_confidence:.0%} needed to recommend"
-    if m < a.min_change[j]:
-        return f"estimated {m:.1f} {unit} is below the smallest meaningful change ({a.min_change[j]:g} {unit})"
-    if a.against_table[r, j]:
-        return "the rule table names the opposite fix for a clear deviation of this walk"
-    if not a.supported[r, j] and p < UNSUPPORTED_MIN:
-        return f"probability {p:.0%} without a gait deviation it would explain (needs {UNSUPPORTED_MIN:.0%})"
-    return "recommended"
+    text = {
+        R_UNKNOWN: "the served model has no output for this parameter",
+        R_NO_CHANGE: "no change is the most likely outcome",
+        R_LOW: f"probability {pct}% is below the {policy.min_confidence:.0%} needed to recommend",
+        R_SMALL: f"estimated {mag:.1f} {unit} is below the smallest meaningful change ({min_change:g} {unit})",
+        R_TABLE: "the rule table names the opposite fix for a clear deviation of this walk",
+        R_UNSUPPORTED: f"probability {pct}% without a gait deviation it would explain (needs {UNSUPPORTED_MIN:.0%})",
+        R_RECOMMENDED: "recommended",
+    }[code]
+    if len(_REASON_CACHE) < 65536:
+        _REASON_CACHE[key] = text
+    return text
+
+
+def reasons_of(a: BatchArrays, ev: ModelEvidence, r: int, policy: Policy) -> list[str]:
+    codes = a.reason_code[r].tolist()
+    p = a.p_dir[r].tolist()
+    mag = ev.magnitude[r].tolist()
+    mins = a.min_change.tolist()
+    return [reason_text(c, j, p[j], mag[j], policy, mins[j]) for j, c in enumerate(codes)]
 
 
 def _supporting(dev: Deviations, r: int, j: int, sign: int) -> tuple[int, ...]:
@@ -252,7 +279,7 @@ def decide_row(
         kind = AnswerKind.INSUFFICIENT_EVIDENCE
     else:
         kind = AnswerKind.NO_CHANGE
-    no_change = float(np.min(np.maximum(ev.p_none[r], 1.0 - a.p_dir[r]))) if ev.known.any() else 0.0
+    no_change = float(a.no_change[r])
     if kind is AnswerKind.RECOMMENDED:
         overall = max(c.confidence for c in chosen if not c.trial)
     elif kind is AnswerKind.TRIAL:
@@ -264,7 +291,7 @@ def decide_row(
         overall = 1.0 - best
     else:
         overall = no_change
-    reasons = [_reason(a, ev, r, j, policy) for j in range(N_PARAMS)]
+    reasons = reasons_of(a, ev, r, policy)
     made = {c.param_index for c in confident}
     for j in range(N_PARAMS):
         if reasons[j] == "recommended" and j not in made:
@@ -277,6 +304,15 @@ def decide_row(
     return RowDecision(kind, tuple(chosen), float(overall), tuple(reasons), frozenset(vetoed), frozenset(excluded))
 
 
-def quiet_row(dev: Deviations, ev: ModelEvidence, a: BatchArrays, r: int) -> bool:
-    """True when row r needs no per-row decision: nothing recommended, no clear deviation."""
-    return not a.recommended[r].any() and not dev.clear[r].any()
+def quiet_rows(dev: Deviations, a: BatchArrays, loops: list[LoopEvidence | None]) -> npt.NDArray[np.bool_]:
+    """[n] rows whose answer needs no per-row rules: nothing recommended, no clear deviation, no loop."""
+    quiet = ~a.recommended.any(axis=1) & ~dev.clear.any(axis=1)
+    quiet &= np.array([lp is None for lp in loops], dtype=bool)
+    return quiet
+
+
+def quiet_decision(r: int, dev: Deviations, ev: ModelEvidence, a: BatchArrays, policy: Policy) -> RowDecision:
+    """NO_CHANGE (or INSUFFICIENT_EVIDENCE with too few features) for a quiet row: decide_row's answer."""
+    few = int(dev.present[r].sum()) < MIN_INFORMATIVE_FEATURES
+    kind = AnswerKind.INSUFFICIENT_EVIDENCE if few else AnswerKind.NO_CHANGE
+    return RowDecision(kind, (), float(a.no_change[r]), tuple(reasons_of(a, ev, r, policy)), frozenset(), frozenset())

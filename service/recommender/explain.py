@@ -54,6 +54,7 @@ AGAINST_Z = 1.0
 MAX_EVIDENCE = 3
 _GROUP_PRIORITY = {FeatureGroup.SOCKET_KINETIC: 0, FeatureGroup.KINETIC: 1, FeatureGroup.KINEMATIC: 2, FeatureGroup.SPATIOTEMPORAL: 3}
 _SOCKET = frozenset(i for i, f in enumerate(FEATURES) if f.group is FeatureGroup.SOCKET_KINETIC)
+SOCKET_INDEX = np.array(sorted(_SOCKET), dtype=np.intp)
 _HEAD = tuple(f.description.split(", +")[0] for f in FEATURES)
 _SPECS = PARAMETERS
 
@@ -147,19 +148,23 @@ _PARAM_POS = {p.parameter: j for j, p in enumerate(PARAMETERS)}
 
 
 def differentials(
-    dev: Deviations, values: FloatArray, ev: ModelEvidence, r: int, decision: RowDecision
+    dev: Deviations, values: FloatArray, ev: ModelEvidence, r: int, decision: RowDecision, listed: Sequence[Deviation]
 ) -> tuple[Differential, ...]:
+    """One per listed deviation (`listed`: deviations_list of the row, largest |z| first)."""
     li = int(dev.level_index[r])
-    idx = np.flatnonzero(dev.listed[r])
     out: list[Differential] = []
-    for f in idx[np.argsort(-np.abs(dev.z[r, idx]), kind="stable")].tolist():
+    for d in listed:
+        f = FEATURE_INDEX[d.feature]
         z = float(dev.z[r, f])
         dc = causes_of(li, f, 1 if z > 0 else -1)
         cands: list[CandidateCause] = []
+        clear = bool(dev.clear[r, f])
         for c in dc.candidates:
             p = float(ev.p(c.sign)[r, c.param_index])
             p_opp = float(ev.p(-c.sign)[r, c.param_index])
-            pro, con = _evidence(dev, r, c.param_index, c.sign, f)
+            # The evidence for and against is worked out for clear deviations (those the answer must
+            # explain); a listed one inside the band gets its candidates and probabilities.
+            pro, con = _evidence(dev, r, c.param_index, c.sign, f) if clear else ((), ())
             cands.append(
                 CandidateCause(
                     c.parameter, c.sign, direction_text(c.param_index, c.sign), round(p, 4), round(p_opp, 4),
@@ -172,8 +177,8 @@ def differentials(
             others = ("the rule table names no cause for this deviation: not an alignment sign on its own",)
         out.append(
             Differential(
-                FEATURE_NAMES[f], round(z, 2), deviation_text(f, float(values[f]), z, li), tuple(cands), others,
-                _separating(dev, r, cands, f),
+                d.feature, d.z_score, d.description, tuple(cands), others,
+                _separating(dev, r, cands, f) if clear else None,
             )
         )
     return tuple(out)
@@ -253,10 +258,19 @@ def findings(dev: Deviations, r: int, decision: RowDecision) -> tuple[NonAlignme
     return tuple(out)
 
 
+def contender_key(ev: ModelEvidence, r: int) -> tuple[int, ...]:
+    """The parameters with a real, unsettled chance of needing a change, each with its likelier way."""
+    p_max = np.maximum(ev.p_decrease[r], ev.p_increase[r])
+    plus = ev.p_increase[r] >= ev.p_decrease[r]
+    return tuple(int(j) * 2 + int(plus[j]) for j in np.flatnonzero((p_max >= 0.15) & (p_max < HIGH_CONFIDENCE)))
+
+
 def suggestions(
     dev: Deviations, ev: ModelEvidence, r: int, feature_columns: frozenset[str]
 ) -> tuple[MeasurementSuggestion, ...]:
-    """Missing features that bear on the parameters the model is least sure about (below HIGH only)."""
+    """Missing features that bear on the parameters the model is least sure about (below HIGH only).
+
+    A pure function of the level, the present features and contender_key (the recommender caches it)."""
     li = int(dev.level_index[r])
     p_max = np.maximum(ev.p_decrease[r], ev.p_increase[r])
     contenders = [j for j in range(len(PARAMETERS)) if 0.15 <= p_max[j] < HIGH_CONFIDENCE] or list(range(len(PARAMETERS)))
@@ -280,7 +294,7 @@ def suggestions(
             else "would help separate the candidate alignment causes"
         )
         out.append(MeasurementSuggestion(spec.name, spec.sources[0], reason))
-    has_socket = any(dev.present[r, f] for f in _SOCKET)
+    has_socket = bool(dev.present[r, SOCKET_INDEX].any())
     if not has_socket and not any(f in _SOCKET for f in order):
         f = FEATURE_INDEX["socket_coronal_moment_early_stance_nm_per_kg"]
         if FEATURE_NAMES[f] in feature_columns:
@@ -288,35 +302,36 @@ def suggestions(
     return tuple(out)
 
 
-def estimates(ev: ModelEvidence, r: int, decision: RowDecision) -> tuple[ParameterEstimate, ...]:
+def estimates(rounded: tuple[list[list[float]], ...], known: list[bool], r: int, decision: RowDecision) -> tuple[ParameterEstimate, ...]:
+    """`rounded`: the batch's p_decrease, p_none, p_increase (4 decimals) and magnitude (2) as lists."""
     made = {c.param_index for c in decision.chosen}
+    dec, none, inc, mag = (x[r] for x in rounded)
     return tuple(
-        ParameterEstimate(
-            spec.parameter,
-            round(float(ev.p_decrease[r, j]), 4),
-            round(float(ev.p_none[r, j]), 4),
-            round(float(ev.p_increase[r, j]), 4),
-            round(float(ev.magnitude[r, j]), 2),
-            spec.unit,
-            j in made,
-            decision.reasons[j],
-        )
+        ParameterEstimate(spec.parameter, dec[j], none[j], inc[j], mag[j], spec.unit, j in made, decision.reasons[j])
         for j, spec in enumerate(PARAMETERS)
-        if ev.known[j]
+        if known[j]
     )
 
 
-def capped_confidence(overall: float, dev: Deviations, ev: ModelEvidence, r: int) -> tuple[float, tuple[str, ...]]:
+def rounded_estimates(ev: ModelEvidence) -> tuple[list[list[float]], ...]:
+    return (
+        np.round(ev.p_decrease, 4).tolist(),
+        np.round(ev.p_none, 4).tolist(),
+        np.round(ev.p_increase, 4).tolist(),
+        np.round(ev.magnitude, 2).tolist(),
+    )
+
+
+def capped_confidence(overall: float, n_present: int, has_socket: bool, outside: bool) -> tuple[float, tuple[str, ...]]:
     """The overall confidence after the honesty caps, and the warnings that explain them."""
     notes: list[str] = []
-    n_present = int(dev.present[r].sum())
     if n_present < MIN_INFORMATIVE_FEATURES:
         notes.append(f"only {n_present} feature(s) sent: too little information for a confident answer")
         overall = min(overall, 0.5)
-    if not any(dev.present[r, f] for f in _SOCKET):
+    if not has_socket:
         # Spatiotemporal and kinematic features are compensated by the user (Jonkergouw 2016).
         overall = min(overall, CAPPED_CONFIDENCE)
-    if ev.outside_training[r]:
+    if outside:
         notes.append(OUTSIDE_TRAINING_WARNING)
         overall = min(overall, CAPPED_CONFIDENCE)
     return overall, tuple(notes)
