@@ -620,6 +620,10 @@ def _prepare(i: int, r: RecordingInput, limits: ExtractionLimits, out: list[Viol
     return _Prepared(i, kind, float(rate), signals, channel_index, None, options, {}, tuple(warnings), aligned)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _check_groups(base: str, r: RecordingInput, out: list[Violation]) -> dict[str, int]:
     """Group name -> index in channel_groups; names must be non-empty and unique."""
     index: dict[str, int] = {}
@@ -700,12 +704,12 @@ def _align(
             continue
         long_gaps = [g for g in summary.gaps if not g.filled]
         text = (
-            f"{label}: {len(summary.gaps)} gaps (lost samples); {summary.samples_filled} samples filled by "
+            f"{label}: {_n(len(summary.gaps), 'gap')} (lost samples); {_n(summary.samples_filled, 'sample')} filled by "
             f"interpolation (gaps up to {limit_ms:g} ms), longest gap {summary.longest_gap_s * 1000:.0f} ms"
         )
         if long_gaps:
             text += (
-                f"; {summary.samples_unfilled} samples in {len(long_gaps)} longer gaps not used (first at "
+                f"; {_n(summary.samples_unfilled, 'sample')} in {_n(len(long_gaps), 'longer gap')} not used (first at "
                 f"{long_gaps[0].start_s:.2f} s)"
             )
         warnings.append(text)
@@ -1014,7 +1018,7 @@ def _timeline_report(aligned: AlignedChannels | None, res: ExtractionResult, war
     if drops:
         listed = ", ".join(f"{d.side.value.lower()} {d.start_s:.2f}-{d.end_s:.2f} s ({d.group})" for d in drops[:6])
         more = f" and {len(drops) - 6} more" if len(drops) > 6 else ""
-        warnings.append(f"{len(drops)} strides dropped because they overlap a gap too long to fill: {listed}{more}")
+        warnings.append(f"{_n(len(drops), 'stride')} dropped because of a gap too long to fill: {listed}{more}")
     return TimelineReport(aligned.start_s, aligned.end_s, aligned.groups, drops)
 
 
