@@ -84,3 +84,45 @@ def recording_proto(trial: IpolTrial, axes: str = "gyr_ml") -> pb.Recording:
         for name, v in foot_channels(trial, side, axes).items():
             rec.channels.add(name=name, values=v.tolist(), unit="m/s^2" if "_acc_" in name else "deg/s", group=f"{side}_foot")
     return rec
+
+
+@dataclass(frozen=True)
+class EventErrors:
+    """Detected minus reference event times (ms) for the reference events matched to a detection."""
+
+    ic_ms: FloatArray
+    tc_ms: FloatArray
+    matched: int
+    reference: int
+
+
+def event_errors(trial: IpolTrial, timeline: str = "counter") -> dict[str, EventErrors]:
+    """Per foot: the service's gyro events against the reference [foot-off, foot-strike] pairs.
+
+    ``timeline`` "counter": both feet aligned as the service aligns channel groups (align_groups:
+    rows at their PacketCounter, lost packets filled); "rows": row k taken as sample k (what a
+    client that ignores the counter would send). A reference pair counts as matched when a detected
+    initial contact lies within 150 ms of its foot-strike (turns and the stop are not always found)."""
+    from service.sensors.imu import detect_foot_events
+    from service.sensors.timeline import GroupData, align_groups
+
+    out: dict[str, EventErrors] = {}
+    if timeline == "counter":
+        groups = [
+            GroupData(f"{s}_foot", foot_channels(trial, s), counter=trial.counter[s]) for s, _ in FEET
+        ]
+        aligned = align_groups(groups, FS_HZ)
+        signals, origin = aligned.signals, aligned.start_s * FS_HZ
+    else:
+        signals = {k: v for s, _ in FEET for k, v in foot_channels(trial, s).items()}
+        origin = 0.0
+    for side, _ in FEET:
+        det = detect_foot_events(signals[f"{side}_foot_gyr_ml"], FS_HZ)
+        # Back to counter units (the reference's), then to ms.
+        ic = np.asarray(det.ic, dtype=np.float64) + origin
+        tc = np.asarray(det.tc, dtype=np.float64) + origin
+        pairs = [p for p in trial.events[side] if ic.size and np.min(np.abs(ic - p[1])) <= 15]
+        ic_err = np.array([ic[np.argmin(np.abs(ic - p[1]))] - p[1] for p in pairs]) * 1000.0 / FS_HZ
+        tc_err = np.array([tc[np.argmin(np.abs(tc - p[0]))] - p[0] for p in pairs]) * 1000.0 / FS_HZ
+        out[side] = EventErrors(ic_err, tc_err, len(pairs), len(trial.events[side]))
+    return out
