@@ -120,7 +120,8 @@ _PIXEL_UNITS = {"px": 1.0, "pixel": 1.0, "pixels": 1.0}
 # Options each sensor kind understands: name -> allowed values (compared case-insensitively).
 _BOOL_TEXT = ("true", "false")
 OPTIONS: dict[SensorKind, dict[str, tuple[str, ...]]] = {
-    SensorKind.IMU: {"acc_unit": ("m/s^2", "g"), "gyro_unit": ("deg/s", "rad/s")},
+    # foot_yaw: is each foot sensor's forward axis along the foot (docs/recordings.md, "unknown yaw")?
+    SensorKind.IMU: {"acc_unit": ("m/s^2", "g"), "gyro_unit": ("deg/s", "rad/s"), "foot_yaw": ("aligned", "unknown")},
     SensorKind.INSTRUMENTED_PYLON: {"compression_positive": _BOOL_TEXT},
     SensorKind.VIDEO_POSE: {
         "layout": tuple(VIDEO_LAYOUTS),
@@ -862,7 +863,13 @@ def _run(p: _Prepared, side: Side, mass: float | None) -> ExtractionResult:
         return extract_c3d(p.c3d, side, mass)
     if kind is SensorKind.IMU:
         # Channels are already converted to m/s^2 and deg/s, the extractor's defaults.
-        return extract_imu(ch, p.rate, side, unreliable=p.aligned.unreliable if p.aligned is not None else None)
+        return extract_imu(
+            ch,
+            p.rate,
+            side,
+            unreliable=p.aligned.unreliable if p.aligned is not None else None,
+            foot_yaw_known=p.options.get("foot_yaw", "aligned") == "aligned",
+        )
     if kind is SensorKind.INSTRUMENTED_PYLON:
         assert mass is not None  # _check_patient reported a missing mass; no extraction then
         return extract_pylon(ch, p.rate, side, mass, compression_positive=p.options.get("compression_positive") == "true")

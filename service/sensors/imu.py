@@ -223,8 +223,13 @@ def extract_imu(
     gyro_unit: GyroUnit = "deg/s",
     integrate_spatial: bool = True,
     unreliable: Mapping[str, BoolArray] | None = None,
+    foot_yaw_known: bool = True,
 ) -> ExtractionResult:
     """IMU recording -> catalog features. See the module docstring for channel names and frames.
+
+    ``foot_yaw_known`` False: the sensors' rotation about the vertical on the feet is unknown, so the
+    foot progression angles (stride direction against the sensor's forward axis, off 1:1 by that
+    rotation) are not reported; speed and step lengths do not depend on it and still are.
 
     ``unreliable``: channel -> mask of samples that are not measurements (gaps too long to fill);
     strides touching them are dropped and reported in ``gap_drops``."""
@@ -325,6 +330,12 @@ def extract_imu(
                 fpa[s].append(-heading if s is Side.LEFT else heading)
         out.add("walking_speed_m_per_s", median_or_nan(speed_vals), "ZUPT stride length / time", len(speed_vals), Precision.MEDIUM)
         for s in Side:
+            if not foot_yaw_known:
+                out.warn(
+                    "foot progression angles not reported: the sensors' yaw on the feet is unknown "
+                    "(option foot_yaw=unknown); a yaw error adds to the angle one for one"
+                )
+                break
             out.add(
                 f"foot_progression_angle_{role[s]}_deg",
                 median_or_nan(fpa[s]),

@@ -65,7 +65,7 @@ def foot_channels(trial: IpolTrial, side: str, axes: str = "gyr_ml") -> dict[str
     return out
 
 
-def recording_input(trial: IpolTrial, axes: str = "gyr_ml") -> RecordingInput:
+def recording_input(trial: IpolTrial, axes: str = "gyr_ml", options: dict[str, str] | None = None) -> RecordingInput:
     """Both feet in one IMU recording, each foot a channel group on its own counter."""
     channels: dict[str, FloatArray] = {}
     groups: dict[str, str] = {}
@@ -74,7 +74,7 @@ def recording_input(trial: IpolTrial, axes: str = "gyr_ml") -> RecordingInput:
             channels[name] = v
             groups[name] = f"{side}_foot"
     cg = [ChannelGroupInput(f"{side}_foot", sample_counter=trial.counter[side]) for side, _ in FEET]
-    return RecordingInput.from_arrays(SensorKind.IMU, FS_HZ, channels, groups=groups, channel_groups=cg)
+    return RecordingInput.from_arrays(SensorKind.IMU, FS_HZ, channels, groups=groups, channel_groups=cg, options=options)
 
 
 def recording_proto(trial: IpolTrial, axes: str = "gyr_ml") -> pb.Recording:

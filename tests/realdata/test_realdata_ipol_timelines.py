@@ -132,3 +132,14 @@ def test_domain_extraction_reports_the_same_gaps_as_the_wire(folder: Path, name:
         # Every counter value missing inside the aligned span is a filled or unfilled sample.
         assert g.samples_filled + g.samples_unfilled == (last - first + 1) - present
     assert {"walking_speed_m_per_s", "foot_progression_angle_prosthetic_deg"} <= set(out.values)
+
+
+def test_unknown_foot_yaw_leaves_out_only_the_foot_progression_angles(folder: Path) -> None:
+    trial = ipol.load(folder, "8-6")
+    aligned = extract_features([ipol.recording_input(trial, "all")], Side.RIGHT, 75.0)
+    unknown = extract_features([ipol.recording_input(trial, "all", {"foot_yaw": "unknown"})], Side.RIGHT, 75.0)
+    fpa = {"foot_progression_angle_prosthetic_deg", "foot_progression_angle_sound_deg"}
+    assert fpa <= set(aligned.values) and not fpa & set(unknown.values)
+    assert {k: v for k, v in aligned.values.items() if k not in fpa} == unknown.values
+    assert "walking_speed_m_per_s" in unknown.values
+    assert any("foot_yaw=unknown" in w for w in unknown.reports[0].warnings)

@@ -209,3 +209,12 @@ def test_groups_are_refused_where_there_are_no_channels() -> None:
     )
     v = _rejects(rec)
     assert v["recordings[0].channel_groups"].reason == INVALID_VALUE
+
+
+
+def test_foot_yaw_option_values_are_checked() -> None:
+    # What "unknown" does is tested on real six-axis walks (tests/realdata/test_realdata_ipol_timelines.py).
+    ok = extract_features([RecordingInput.from_arrays(SensorKind.IMU, FS, imu_channels(0.66, 0.66), options={"foot_yaw": "unknown"})], Side.LEFT, MASS)
+    assert "stance_time_prosthetic_s" in ok.values
+    v = _rejects(RecordingInput.from_arrays(SensorKind.IMU, FS, imu_channels(0.66, 0.66), options={"foot_yaw": "sideways"}))
+    assert v["recordings[0].options.foot_yaw"].reason == INVALID_VALUE
