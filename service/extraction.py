@@ -701,22 +701,21 @@ def _align(
                 f"{label}: {' and '.join(cut)} not used (outside the span all groups share, "
                 f"{aligned.start_s:.2f} to {aligned.end_s:.2f} s)"
             )
-        if not summary.gaps:
+        if not summary.gap_count:
             continue
-        long_gaps = [g for g in summary.gaps if not g.filled]
+        first = summary.first_unfilled
         text = (
-            f"{label}: {_n(len(summary.gaps), 'gap')} (lost samples); {_n(summary.samples_filled, 'sample')} filled by "
+            f"{label}: {_n(summary.gap_count, 'gap')} (lost samples); {_n(summary.samples_filled, 'sample')} filled by "
             f"interpolation (gaps up to {limit_ms:g} ms), longest gap {summary.longest_gap_s * 1000:.0f} ms"
         )
-        if long_gaps:
+        if first is not None:
             text += (
-                f"; {_n(summary.samples_unfilled, 'sample')} in {_n(len(long_gaps), 'longer gap')} not used (first at "
-                f"{long_gaps[0].start_s:.2f} s)"
+                f"; {_n(summary.samples_unfilled, 'sample')} in {_n(summary.unfilled_gap_count, 'longer gap')} not used "
+                f"(first at {first.start_s:.2f} s)"
             )
         warnings.append(text)
-        if long_gaps and kind not in _LONG_GAPS_ALLOWED:
+        if first is not None and kind not in _LONG_GAPS_ALLOWED:
             rejected = True
-            first = long_gaps[0]
             spec = r.channel_groups[group_index[summary.name]]
             which = "sample_counter" if spec.sample_counter is not None and len(spec.sample_counter) else "sample_times_s"
             out.append(

@@ -152,6 +152,7 @@ def _timeline(out: pb.ExtractionReport, t: TimelineReport) -> None:
             samples_received=g.samples_received,
             samples_filled=g.samples_filled,
             samples_unfilled=g.samples_unfilled,
+            gap_count=g.gap_count,
         )
         for gap in g.gaps:
             group.gaps.add(

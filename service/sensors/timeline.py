@@ -38,6 +38,8 @@ BoolArray = npt.NDArray[np.bool_]
 DEFAULT_MAX_FILL_S = 0.1
 # Explicit sample times may jitter; the median step must match the declared rate within this.
 _RATE_TOLERANCE = 0.1
+# Gaps listed one by one per group (the counts cover all): a report stays small whatever is sent.
+MAX_GAPS_LISTED = 1000
 
 
 class TimelineError(RecordingError):
@@ -72,6 +74,9 @@ class Gap:
 
 @dataclass(frozen=True, slots=True)
 class GroupSummary:
+    """One group's timeline inside the aligned span. ``gaps`` lists the first ``MAX_GAPS_LISTED``;
+    the counts and the longest gap cover all of them."""
+
     name: str
     channels: tuple[str, ...]
     start_s: float
@@ -80,10 +85,10 @@ class GroupSummary:
     samples_filled: int
     samples_unfilled: int
     gaps: tuple[Gap, ...]
-
-    @property
-    def longest_gap_s(self) -> float:
-        return max((g.duration_s for g in self.gaps), default=0.0)
+    gap_count: int = 0
+    unfilled_gap_count: int = 0
+    longest_gap_s: float = 0.0
+    first_unfilled: Gap | None = None
 
 
 @dataclass(frozen=True)
@@ -211,15 +216,13 @@ def align_groups(
     summaries: list[GroupSummary] = []
     group_of: dict[str, str] = {}
     for g, t in zip(groups, times, strict=True):
-        bad, gaps, filled, unfilled = _gaps(t, grid, rate_hz, max_fill_s)
+        bad, summary = _gaps(g, t, grid, rate_hz, max_fill_s)
         for name, v in g.signals.items():
             group_of[name] = g.name
             signals[name] = _interp(grid, t, v)
             if bad.any():
                 unreliable[name] = bad
-        summaries.append(
-            GroupSummary(g.name, tuple(g.signals), float(t[0]), float(t[-1]), len(t), filled, unfilled, gaps)
-        )
+        summaries.append(summary)
     return AlignedChannels(signals, unreliable, start, rate_hz, tuple(summaries), max_fill_s, group_of)
 
 
@@ -233,37 +236,55 @@ def _interp(grid: FloatArray, t: FloatArray, v: FloatArray) -> FloatArray:
 
 
 def _gaps(
-    t: FloatArray, grid: FloatArray, rate_hz: float, max_fill_s: float
-) -> tuple[BoolArray, tuple[Gap, ...], int, int]:
-    """Gaps of one group inside the grid's span: (unreliable mask, gaps, samples filled, unfilled)."""
-    bad = np.zeros(len(grid), dtype=bool)
-    steps = np.diff(t) * rate_hz
+    g: GroupData, t: FloatArray, grid: FloatArray, rate_hz: float, max_fill_s: float
+) -> tuple[BoolArray, GroupSummary]:
+    """Gaps of one group inside the grid's span (vectorised: a request may hold a million samples)."""
     # A step of about two sample periods is one lost sample; jitter below half a period is not a gap.
-    missing = np.rint(steps).astype(np.int64) - 1
-    gaps: list[Gap] = []
-    filled = unfilled = 0
-    half = 0.5 / rate_hz
-    for k in np.flatnonzero(missing >= 1):
-        lo, hi = float(t[k]), float(t[k + 1])
-        # Grid points strictly between the two received samples (those are what is missing here).
-        i0 = int(np.searchsorted(grid, lo + half * 0.5, side="left"))
-        i1 = int(np.searchsorted(grid, hi - half * 0.5, side="right"))
-        inside = i1 - i0
-        if inside <= 0:
-            continue  # the gap lies outside the shared span
-        m = int(missing[k])
-        ok = m / rate_hz <= max_fill_s + 1e-9
-        gaps.append(Gap(float(grid[i0]), inside, ok, rate_hz))
-        if ok:
-            filled += inside
-        else:
-            unfilled += inside
-            bad[i0:i1] = True
-    return bad, tuple(gaps), filled, unfilled
+    missing = np.rint(np.diff(t) * rate_hz).astype(np.int64) - 1
+    k = np.flatnonzero(missing >= 1)
+    # Grid points strictly between the two received samples around each gap (a quarter period of
+    # slack for float rounding); zero of them when the gap lies outside the shared span.
+    quarter = 0.25 / rate_hz
+    i0 = np.searchsorted(grid, t[k] + quarter, side="left")
+    i1 = np.searchsorted(grid, t[k + 1] - quarter, side="right")
+    inside = i1 - i0
+    keep = inside > 0
+    k, i0, i1, inside = k[keep], i0[keep], i1[keep], inside[keep]
+    # Whether a gap is filled depends on its whole length, also where the span cuts it.
+    ok = missing[k] / rate_hz <= max_fill_s + 1e-9
+    # Unfilled samples: +1 at each gap's start, -1 at its end, summed.
+    edges = np.zeros(len(grid) + 1, dtype=np.int64)
+    np.add.at(edges, i0[~ok], 1)
+    np.add.at(edges, i1[~ok], -1)
+    bad: BoolArray = np.cumsum(edges[:-1]) > 0
+    gaps = tuple(
+        Gap(float(grid[a]), int(n), bool(f), rate_hz)
+        for a, n, f in zip(i0[:MAX_GAPS_LISTED], inside[:MAX_GAPS_LISTED], ok[:MAX_GAPS_LISTED], strict=True)
+    )
+    first_bad = np.flatnonzero(~ok)
+    first_unfilled = (
+        Gap(float(grid[i0[first_bad[0]]]), int(inside[first_bad[0]]), False, rate_hz) if first_bad.size else None
+    )
+    summary = GroupSummary(
+        name=g.name,
+        channels=tuple(g.signals),
+        start_s=float(t[0]),
+        end_s=float(t[-1]),
+        samples_received=len(t),
+        samples_filled=int(inside[ok].sum()),
+        samples_unfilled=int(inside[~ok].sum()),
+        gaps=gaps,
+        gap_count=len(inside),
+        unfilled_gap_count=int((~ok).sum()),
+        longest_gap_s=float(inside.max()) / rate_hz if inside.size else 0.0,
+        first_unfilled=first_unfilled,
+    )
+    return bad, summary
 
 
 __all__ = [
     "DEFAULT_MAX_FILL_S",
+    "MAX_GAPS_LISTED",
     "AlignedChannels",
     "BoolArray",
     "Gap",

@@ -186,3 +186,26 @@ def test_imu_without_an_unreliable_mask_is_unchanged() -> None:
     a = extract_imu(ch, FS, Side.RIGHT)
     b = extract_imu(ch, FS, Side.RIGHT, unreliable={})
     assert a.features == b.features and a.strides_used == b.strides_used and b.gap_drops == ()
+
+
+def test_a_million_lost_samples_are_counted_fast_and_listed_only_up_to_the_cap() -> None:
+    from service.sensors.timeline import MAX_GAPS_LISTED
+
+    n = 400_000
+    c = np.arange(0, 2 * n, 2, dtype=np.int64)  # every other packet lost: n - 1 one-sample gaps
+    out = align_groups([GroupData("a", {"x": np.ones(n)}, counter=c)], FS)
+    (g,) = out.groups
+    assert g.gap_count == n - 1 and g.samples_filled == n - 1 and len(g.gaps) == MAX_GAPS_LISTED
+    assert g.longest_gap_s == pytest.approx(0.01) and g.first_unfilled is None
+
+
+def test_the_first_unfilled_gap_is_found_beyond_the_listed_ones() -> None:
+    from service.sensors.timeline import MAX_GAPS_LISTED
+
+    c = np.arange(0, 2 * (MAX_GAPS_LISTED + 10), 2, dtype=np.int64)
+    c = np.concatenate([c, c[-1] + 50 + np.arange(10)])  # then 490 ms lost
+    out = align_groups([GroupData("a", {"x": np.zeros(len(c))}, counter=c)], FS)
+    (g,) = out.groups
+    assert all(gap.filled for gap in g.gaps) and g.unfilled_gap_count == 1
+    assert g.first_unfilled is not None and g.first_unfilled.samples_missing == 49
+    assert g.samples_unfilled == 49 and int(out.unreliable["x"].sum()) == 49
