@@ -2,6 +2,8 @@
 
     python -m bench.imu_events                       # IPOL per trial + gaitmap
     python -m bench.imu_events --baseline-rev main   # also gaitmap with another commit's imu.py
+    python -m bench.imu_events --ipol-dir <GaitData> --answers   # another copy of IPOL, e.g. all 110
+                                                                 # trials; also ask a real server
 
 IPOL (healthy adults, Xsens MTw Awinda with lost packets): per trial and foot, initial contact (IC)
 and toe-off (TC) errors of the service's gyro events against the data set's reference events, on
@@ -65,6 +67,72 @@ def ipol_table(folder: Path) -> str:
     return "\n".join(lines)
 
 
+def answers(folder: Path) -> str:
+    """Every trial through ``RecommendFromRecordings`` on an in-process server on 127.0.0.1, both
+    feet in one recording as channel groups, each foot once as the prosthetic side, with the sagittal
+    gyros only and with all six axes (4 requests per trial). Counts answers, errors, adjustments."""
+    import grpc
+
+    from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
+    from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
+    from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
+    from service.api.server import build_server
+    from service.settings import Settings
+
+    counts: dict[str, int] = {"requests": 0, "answered": 0, "with adjustments": 0}
+    errors: dict[str, list[str]] = {}
+    adjusted: list[str] = []
+    filled = 0
+    dropped_for_gaps = 0
+    running = build_server(
+        Settings(address="127.0.0.1:0", models_dir=ROOT / "models", workers=1, metrics_port=0), serve_metrics=False
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = spb_grpc.AlignmentServiceStub(channel)  # type: ignore[no-untyped-call]
+            for name in ipol.trials(folder):
+                trial = ipol.load(folder, name)
+                for axes in ("gyr_ml", "all"):
+                    rec = ipol.recording_proto(trial, axes)
+                    for side in (pb.SIDE_LEFT, pb.SIDE_RIGHT):
+                        counts["requests"] += 1
+                        req = spb.RecommendFromRecordingsRequest(
+                            assessment_id=f"ipol-{name}",
+                            patient=pb.PatientContext(
+                                amputation_level=pb.AMPUTATION_LEVEL_TRANSTIBIAL, prosthetic_side=side, body_mass_kg=75.0
+                            ),
+                            recordings=[rec],
+                        )
+                        try:
+                            resp = stub.RecommendFromRecordings(req, timeout=60)
+                        except grpc.RpcError as exc:
+                            errors.setdefault(exc.code().name, []).append(f"{name} {axes} {pb.Side.Name(side)}: {exc.details()}")
+                            continue
+                        counts["answered"] += 1
+                        if axes == "gyr_ml" and side == pb.SIDE_LEFT:
+                            filled += resp.extraction.reports[0].samples_filled
+                            dropped_for_gaps += len(resp.extraction.reports[0].strides_dropped_for_gaps)
+                        if resp.recommendation.adjustments:
+                            counts["with adjustments"] += 1
+                            adjusted.append(
+                                f"{name} {axes} {pb.Side.Name(side)}: "
+                                + ", ".join(pb.AdjustmentParameter.Name(a.parameter) for a in resp.recommendation.adjustments)
+                            )
+    finally:
+        running.stop(0.5)
+    lines = [
+        f"- trials: {len(ipol.trials(folder))}; requests: {counts['requests']}; answered: {counts['answered']}; "
+        f"answers with an adjustment: {counts['with adjustments']} "
+        f"(specificity {100.0 * (counts['answered'] - counts['with adjustments']) / max(1, counts['answered']):.1f} %)",
+        f"- samples filled by interpolation (one request per trial): {filled}; strides dropped for gaps: {dropped_for_gaps}",
+    ]
+    for code, items in sorted(errors.items()):
+        lines.append(f"- {code}: {len(items)}")
+        lines += [f"  - {item}" for item in items[:20]]
+    lines += [f"- adjusted: {item}" for item in adjusted[:20]]
+    return "\n".join(lines)
+
+
 def _load_imu_at(rev: str) -> ModuleType:
     """``service/sensors/imu.py`` as it was at ``rev``, imported under another name."""
     text = subprocess.run(
@@ -104,13 +172,19 @@ def gaitmap_rows(label: str, module: ModuleType, data: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--baseline-rev", help="also measure gaitmap with service/sensors/imu.py at this git revision")
+    ap.add_argument("--ipol-dir", type=Path, help="IPOL GaitData folder (default: ../shared/data/ipol-imu-gait)")
+    ap.add_argument("--answers", action="store_true", help="also send every IPOL trial to a real server (4 requests each)")
     args = ap.parse_args(argv)
     data = shared_data_dir()
-    if not (data / "ipol-imu-gait").is_dir() or not (data / "gaitmap-example").is_dir():
-        print(f"shared data not found under {data} (set ALIGN_SHARED_DATA)", file=sys.stderr)
+    folder: Path = args.ipol_dir or data / "ipol-imu-gait"
+    if not folder.is_dir() or not (data / "gaitmap-example").is_dir():
+        print(f"data not found: {folder} and {data / 'gaitmap-example'} (set ALIGN_SHARED_DATA)", file=sys.stderr)
         return 2
-    print("## IPOL: service events vs reference events (ms; detected minus reference)\n")
-    print(ipol_table(data / "ipol-imu-gait"))
+    print(f"## IPOL ({folder.name}, {len(ipol.trials(folder))} trials): service events vs reference events (ms; detected minus reference)\n")
+    print(ipol_table(folder))
+    if args.answers:
+        print("\n## IPOL answers through RecommendFromRecordings\n")
+        print(answers(folder))
     print("\n## gaitmap: gyro events vs mocap events (ms)\n")
     print("| imu.py | foot | reference strides | IC median | IC median abs | IC p95 abs | TC median | TC median abs | TC p95 abs |")
     print("|---|---|---|---|---|---|---|---|---|")

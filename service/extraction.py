@@ -701,6 +701,11 @@ def _align(
                 f"{label}: {' and '.join(cut)} not used (outside the span all groups share, "
                 f"{aligned.start_s:.2f} to {aligned.end_s:.2f} s)"
             )
+        if summary.samples_repeated:
+            warnings.append(
+                f"{label}: sample_counter repeats the previous value {_n(summary.samples_repeated, 'time')} (first "
+                f"{summary.first_repeated_counter}); the repeated samples are not used"
+            )
         if not summary.gap_count:
             continue
         first = summary.first_unfilled

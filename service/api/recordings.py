@@ -153,6 +153,7 @@ def _timeline(out: pb.ExtractionReport, t: TimelineReport) -> None:
             samples_filled=g.samples_filled,
             samples_unfilled=g.samples_unfilled,
             gap_count=g.gap_count,
+            samples_repeated=g.samples_repeated,
         )
         for gap in g.gaps:
             group.gaps.add(

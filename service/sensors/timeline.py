@@ -21,6 +21,7 @@ Pure numpy. Errors are ``TimelineError`` (a ``RecordingError``) naming the group
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ DEFAULT_MAX_FILL_S = 0.1
 _RATE_TOLERANCE = 0.1
 # Gaps listed one by one per group (the counts cover all): a report stays small whatever is sent.
 MAX_GAPS_LISTED = 1000
+# A counter value sent twice in a row is a receiver glitch (IPOL trial 11-1 repeats packet 308 on
+# all three sensors): the repeat is not used. More than this fraction of repeats is not a glitch.
+MAX_REPEATED_FRACTION = 0.01
 
 
 class TimelineError(RecordingError):
@@ -89,6 +93,9 @@ class GroupSummary:
     unfilled_gap_count: int = 0
     longest_gap_s: float = 0.0
     first_unfilled: Gap | None = None
+    # Samples whose counter repeated the previous sample's (not used), and the first such counter.
+    samples_repeated: int = 0
+    first_repeated_counter: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,13 +127,26 @@ class AlignedChannels:
         return self.start_s + sample / self.rate_hz
 
 
+@dataclass(frozen=True, slots=True)
+class _Times:
+    times_s: FloatArray
+    # Samples to use (None: all); False for a repeated counter value.
+    keep: BoolArray | None = None
+    first_repeated_counter: int | None = None
+
+
 def group_times_s(group: GroupData, rate_hz: float, n: int) -> FloatArray:
-    """Validated sample times of a group with ``n`` samples per channel (raises ``TimelineError``)."""
+    """Validated sample times of a group with ``n`` samples per channel (raises ``TimelineError``);
+    one per sample used (a repeated counter value's sample is left out)."""
+    return _group_times(group, rate_hz, n).times_s
+
+
+def _group_times(group: GroupData, rate_hz: float, n: int) -> _Times:
     name = group.name or "(ungrouped channels)"
     if group.counter is not None and group.times_s is not None:
         raise TimelineError(name, "set either sample_counter or sample_times_s, not both")
     if group.counter is None and group.times_s is None:
-        return np.arange(n, dtype=np.float64) / rate_hz
+        return _Times(np.arange(n, dtype=np.float64) / rate_hz)
     given = group.counter if group.counter is not None else group.times_s
     assert given is not None
     what = "sample_counter" if group.counter is not None else "sample_times_s"
@@ -137,6 +157,22 @@ def group_times_s(group: GroupData, rate_hz: float, n: int) -> FloatArray:
     if group.counter is not None:
         c = np.asarray(group.counter, dtype=np.int64)
         steps = np.diff(c)
+        repeated = np.flatnonzero(steps == 0)
+        keep = None
+        first_repeat = None
+        if repeated.size:
+            if repeated.size > max(1.0, MAX_REPEATED_FRACTION * n):
+                raise TimelineError(
+                    name,
+                    f"sample_counter repeats the previous value {repeated.size} times (first {int(c[repeated[0]])} at "
+                    f"sample {int(repeated[0]) + 1}); a packet counter counts every sample",
+                )
+            # The first of the two is kept: the receiver delivered it in counter order.
+            keep = np.ones(n, dtype=bool)
+            keep[repeated + 1] = False
+            first_repeat = int(c[repeated[0]])
+            c = c[keep]
+            steps = np.diff(c)
         if group.counter_modulus < 0:
             raise TimelineError(name, f"counter_modulus must be 0 or positive, got {group.counter_modulus}")
         if group.counter_modulus:
@@ -153,7 +189,7 @@ def group_times_s(group: GroupData, rate_hz: float, n: int) -> FloatArray:
                 + ("" if group.counter_modulus else " (set counter_modulus if the counter wraps)"),
             )
         unwrapped = int(c[0]) + np.concatenate(([0], np.cumsum(steps)))
-        return unwrapped.astype(np.float64) / rate_hz
+        return _Times(unwrapped.astype(np.float64) / rate_hz, keep, first_repeat)
     t = np.asarray(group.times_s, dtype=np.float64)
     if not np.isfinite(t).all():
         raise TimelineError(name, "sample_times_s must be finite")
@@ -169,7 +205,7 @@ def group_times_s(group: GroupData, rate_hz: float, n: int) -> FloatArray:
             f"sample_times_s are {median * 1000:.3g} ms apart (median) but sampling_rate_hz {rate_hz:g} means "
             f"{1000 / rate_hz:.3g} ms; send the sensor's own rate",
         )
-    return t
+    return _Times(t)
 
 
 def align_groups(
@@ -187,6 +223,8 @@ def align_groups(
     if not groups:
         raise TimelineError("channel_groups", "no channels")
     times: list[FloatArray] = []
+    used: list[GroupData] = []
+    repeats: list[tuple[int, int | None]] = []
     for g in groups:
         lengths = {name: len(v) for name, v in g.signals.items()}
         if len(set(lengths.values())) != 1:
@@ -194,7 +232,17 @@ def align_groups(
                 g.name or "(ungrouped channels)",
                 f"channels of one group share one timeline and need equal lengths, got {lengths}",
             )
-        times.append(group_times_s(g, rate_hz, next(iter(lengths.values()))))
+        tm = _group_times(g, rate_hz, next(iter(lengths.values())))
+        times.append(tm.times_s)
+        keep = tm.keep
+        if keep is None:
+            used.append(g)
+            repeats.append((0, None))
+        else:
+            signals_kept = {name: v[keep] for name, v in g.signals.items()}
+            used.append(GroupData(g.name, signals_kept, None, None, g.counter_modulus))
+            repeats.append((int((~keep).sum()), tm.first_repeated_counter))
+    groups = used
     start = max(float(t[0]) for t in times)
     end = min(float(t[-1]) for t in times)
     if end <= start:
@@ -215,8 +263,15 @@ def align_groups(
     unreliable: dict[str, BoolArray] = {}
     summaries: list[GroupSummary] = []
     group_of: dict[str, str] = {}
-    for g, t in zip(groups, times, strict=True):
+    for g, t, (n_repeated, first_repeated) in zip(groups, times, repeats, strict=True):
         bad, summary = _gaps(g, t, grid, rate_hz, max_fill_s)
+        if n_repeated:
+            summary = dataclasses.replace(
+                summary,
+                samples_received=summary.samples_received + n_repeated,
+                samples_repeated=n_repeated,
+                first_repeated_counter=first_repeated,
+            )
         for name, v in g.signals.items():
             group_of[name] = g.name
             signals[name] = _interp(grid, t, v)
@@ -270,7 +325,7 @@ def _gaps(
         channels=tuple(g.signals),
         start_s=float(t[0]),
         end_s=float(t[-1]),
-        samples_received=len(t),
+        samples_received=len(t),  # align_groups adds back repeated samples
         samples_filled=int(inside[ok].sum()),
         samples_unfilled=int(inside[~ok].sum()),
         gaps=gaps,

@@ -96,7 +96,7 @@ def test_jittered_sample_times_are_resampled_without_inventing_gaps() -> None:
 @pytest.mark.parametrize(
     ("group", "match"),
     [
-        (GroupData("a", {"x": np.zeros(5)}, counter=np.array([0, 1, 2, 2, 3])), "must increase"),
+        (GroupData("a", {"x": np.zeros(5)}, counter=np.array([0, 1, 3, 2, 4])), "must increase"),
         (GroupData("a", {"x": np.zeros(5)}, counter=np.arange(4)), "4 entries but its channels have 5"),
         (GroupData("a", {"x": np.zeros(4)}, counter=np.arange(4), times_s=np.arange(4) / FS), "not both"),
         (GroupData("a", {"x": np.zeros(4)}, times_s=np.array([0.0, 0.01, np.nan, 0.03])), "finite"),
@@ -209,3 +209,18 @@ def test_the_first_unfilled_gap_is_found_beyond_the_listed_ones() -> None:
     assert all(gap.filled for gap in g.gaps) and g.unfilled_gap_count == 1
     assert g.first_unfilled is not None and g.first_unfilled.samples_missing == 49
     assert g.samples_unfilled == 49 and int(out.unreliable["x"].sum()) == 49
+
+
+def test_a_repeated_counter_value_is_a_glitch_whose_repeat_is_not_used() -> None:
+    # As in IPOL trial 11-1: packet 308 arrives twice with different values.
+    c = np.r_[np.arange(0, 309), np.arange(308, 400)].astype(np.int64)
+    v = np.arange(len(c), dtype=np.float64)
+    v[309] = 1e3  # the repeat; it must not appear in the result
+    out = align_groups([GroupData("a", {"x": v}, counter=c, counter_modulus=65536)], FS)
+    (g,) = out.groups
+    assert out.n_samples == 400 and float(out.signals["x"].max()) < 1e3
+    assert g.samples_repeated == 1 and g.first_repeated_counter == 308 and g.samples_received == 401
+    assert g.gap_count == 0
+    many = np.repeat(np.arange(100, dtype=np.int64), 2)
+    with pytest.raises(TimelineError, match="repeats the previous value 100 times"):
+        align_groups([GroupData("a", {"x": np.zeros(200)}, counter=many)], FS)

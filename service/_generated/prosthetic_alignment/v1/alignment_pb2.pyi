@@ -600,7 +600,7 @@ class ExtractionReport(_message.Message):
     def __init__(self, sensor_kind: _Optional[_Union[SensorKind, str]] = ..., strides_used: _Optional[int] = ..., strides_dropped: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., provenance: _Optional[_Iterable[_Union[FeatureProvenance, _Mapping]]] = ..., aligned_start_s: _Optional[float] = ..., aligned_end_s: _Optional[float] = ..., samples_filled: _Optional[int] = ..., channel_groups: _Optional[_Iterable[_Union[ChannelGroupReport, _Mapping]]] = ..., strides_dropped_for_gaps: _Optional[_Iterable[_Union[GapDroppedStride, _Mapping]]] = ...) -> None: ...
 
 class ChannelGroupReport(_message.Message):
-    __slots__ = ("name", "channels", "start_s", "end_s", "samples_received", "samples_filled", "samples_unfilled", "gaps", "gap_count")
+    __slots__ = ("name", "channels", "start_s", "end_s", "samples_received", "samples_filled", "samples_unfilled", "gaps", "gap_count", "samples_repeated")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
@@ -610,6 +610,7 @@ class ChannelGroupReport(_message.Message):
     SAMPLES_UNFILLED_FIELD_NUMBER: _ClassVar[int]
     GAPS_FIELD_NUMBER: _ClassVar[int]
     GAP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_REPEATED_FIELD_NUMBER: _ClassVar[int]
     name: str
     channels: _containers.RepeatedScalarFieldContainer[str]
     start_s: float
@@ -619,7 +620,8 @@ class ChannelGroupReport(_message.Message):
     samples_unfilled: int
     gaps: _containers.RepeatedCompositeFieldContainer[TimelineGap]
     gap_count: int
-    def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., samples_received: _Optional[int] = ..., samples_filled: _Optional[int] = ..., samples_unfilled: _Optional[int] = ..., gaps: _Optional[_Iterable[_Union[TimelineGap, _Mapping]]] = ..., gap_count: _Optional[int] = ...) -> None: ...
+    samples_repeated: int
+    def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., samples_received: _Optional[int] = ..., samples_filled: _Optional[int] = ..., samples_unfilled: _Optional[int] = ..., gaps: _Optional[_Iterable[_Union[TimelineGap, _Mapping]]] = ..., gap_count: _Optional[int] = ..., samples_repeated: _Optional[int] = ...) -> None: ...
 
 class TimelineGap(_message.Message):
     __slots__ = ("start_s", "duration_s", "samples_missing", "filled")
