@@ -44,7 +44,7 @@ def _stats(err_ms: np.ndarray) -> str:
     return f"{np.median(err_ms):+.0f} | {np.median(a):.0f} | {np.percentile(a, 95):.0f}"
 
 
-def ipol_table(folder: Path) -> str:
+def ipol_table(folder: Path, rows: bool = True) -> str:
     lines = [
         "| trial | foot | timeline | matched | IC median | IC median abs | IC p95 abs | TC median | TC median abs | TC p95 abs |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -53,7 +53,7 @@ def ipol_table(folder: Path) -> str:
     all_tc: list[float] = []
     for name in ipol.trials(folder):
         trial = ipol.load(folder, name)
-        for timeline in ("counter", "rows"):
+        for timeline in ("counter", "rows") if rows else ("counter",):
             for side, e in ipol.event_errors(trial, timeline).items():
                 if timeline == "counter":
                     all_ic += e.ic_ms.tolist()
@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-rev", help="also measure gaitmap with service/sensors/imu.py at this git revision")
     ap.add_argument("--ipol-dir", type=Path, help="IPOL GaitData folder (default: ../shared/data/ipol-imu-gait)")
     ap.add_argument("--answers", action="store_true", help="also send every IPOL trial to a real server (4 requests each)")
+    ap.add_argument("--no-rows", action="store_true", help="leave out the row-timeline lines of the IPOL table")
     args = ap.parse_args(argv)
     data = shared_data_dir()
     folder: Path = args.ipol_dir or data / "ipol-imu-gait"
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data not found: {folder} and {data / 'gaitmap-example'} (set ALIGN_SHARED_DATA)", file=sys.stderr)
         return 2
     print(f"## IPOL ({folder.name}, {len(ipol.trials(folder))} trials): service events vs reference events (ms; detected minus reference)\n")
-    print(ipol_table(folder))
+    print(ipol_table(folder, rows=not args.no_rows))
     if args.answers:
         print("\n## IPOL answers through RecommendFromRecordings\n")
         print(answers(folder))
