@@ -318,7 +318,11 @@ def extract_features(
             )
         )
         raise InvalidInputError(violations)
-    total = sum(int(ch.values.size) for r in recordings for ch in r.channels)
+    total = sum(int(ch.values.size) for r in recordings for ch in r.channels) + sum(
+        len(g.sample_counter if g.sample_counter is not None else ()) + len(g.sample_times_s if g.sample_times_s is not None else ())
+        for r in recordings
+        for g in r.channel_groups
+    )
     if total > limits.max_total_values:
         violations.append(
             Violation(

@@ -218,3 +218,12 @@ def test_foot_yaw_option_values_are_checked() -> None:
     assert "stance_time_prosthetic_s" in ok.values
     v = _rejects(RecordingInput.from_arrays(SensorKind.IMU, FS, imu_channels(0.66, 0.66), options={"foot_yaw": "sideways"}))
     assert v["recordings[0].options.foot_yaw"].reason == INVALID_VALUE
+
+
+def test_timelines_count_toward_the_request_size_limit() -> None:
+    rec = _grouped_imu({})
+    n = sum(len(c.values) for c in rec.channels)
+    with pytest.raises(InvalidInputError) as exc:
+        extract_features([rec], Side.LEFT, MASS, limits=ExtractionLimits(max_total_values=n + 10))
+    (viol,) = exc.value.violations
+    assert viol.field == "recordings" and "channel values sent in total" in viol.description
