@@ -69,8 +69,9 @@ TC_OFFSET_S = -0.025
 # Plausible stride bounds for walking (turns, stops and artefacts fall outside and are dropped).
 MIN_STRIDE_S, MAX_STRIDE_S = 0.6, 2.5
 MIN_STANCE_FRACTION, MAX_STANCE_FRACTION = 0.45, 0.85
-# A stride this close to an unfilled gap is not trusted either: the event detector smooths over
-# ~50 ms (swing search) and the interpolated gap could move an event at the stride's edge.
+# A stride this close to an unfilled gap is not trusted either: its contacts are zero crossings of
+# the gyro, and one next to the gap (or the swing peak that brackets it) can be shifted by the
+# straight line drawn through the gap.
 GAP_MARGIN_S = 0.05
 
 
