@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,11 @@ def margin_of(rec: Recommendation, policy: Policy) -> float:
     if a.trial:
         return p - p_opp  # the veto
     return min(p - policy.min_confidence, p - est.probability_no_change)
+
+
+def load(directory: Path) -> OnnxModel:
+    """The exported artifact as the service loads it (export runs the suite on it)."""
+    return OnnxModel.load(directory)
 
 
 def run(model: OnnxModel) -> dict[str, Any]:

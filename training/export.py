@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from service import catalog
-from service.model import OnnxModel
 from training import acceptance, cohort, dataset, evaluate, fitting_loop, oracle, service_eval
 from training.onnx_graph import INPUT_NAME, build_onnx, opset_of, run_onnx
 from training.pipeline import ENGINEERED_FEATURES, OUTPUT_NAMES, monotone_signs
@@ -463,7 +462,7 @@ def write_artifact(
     # What the service answers with this artifact (its own code): the textbook acceptance suite and
     # the answer kinds on held-out patients. Their headline figures join the metrics GetModel serves.
     t_ans = time.perf_counter()
-    served = OnnxModel.load(tmp)
+    served = acceptance.load(tmp)
     manifest["acceptance"] = acceptance.run(served)
     manifest["service_answers"] = service_eval.run(served, state.test_frame)
     manifest["metrics"]["answers"] = answer_metrics(manifest["service_answers"], manifest["acceptance"])
