@@ -134,6 +134,45 @@ def load(directory: Path) -> OnnxModel:
     return OnnxModel.load(directory)
 
 
+EXTRAPOLATION_Z = tuple(float(z) for z in np.arange(3.0, 10.01, 0.5))
+# A drop smaller than this between neighbouring z is noise of the tree thresholds, not a reversal.
+DROP_TOLERANCE = 0.01
+
+
+def extrapolation(model: OnnxModel) -> dict[str, Any]:
+    """Does a larger deviation ever lower the probability of a textbook fix that explains it?
+
+    For every table deviation (all sensors, left side), the feature is swept from z = 3 to 10, beyond
+    what the cohort produces for most features, with everything else at the norm; each candidate fix's
+    probability must be non-decreasing (within DROP_TOLERANCE)."""
+    curves = 0
+    bad: list[str] = []
+    worst = 0.0
+    kinds = cohort.SENSOR_SUBSETS["all_sensors"]
+    seen: set[tuple[AmputationLevel, str, int]] = set()
+    for c in cases():
+        key = (c.level, c.feature, 1 if c.z > 0 else -1)
+        if c.subset != "all_sensors" or c.side is not Side.LEFT or key in seen:
+            continue
+        seen.add(key)
+        walks = [w for z in EXTRAPOLATION_Z if (w := _walk(c.level, kinds, c.feature, key[2] * z)) is not None]
+        if len(walks) < 2:
+            continue
+        sweep = [dataclasses.replace(c, features=w) for w in walks]
+        recs = answer(model, sweep)
+        for param, sign in sorted(c.accepted):
+            ps = []
+            for r in recs:
+                e = next(e for e in r.parameter_estimates if e.parameter is param)
+                ps.append(e.probability_increase if sign > 0 else e.probability_decrease)
+            drop = max((a - b for a, b in zip(ps, ps[1:], strict=False)), default=0.0)
+            curves += 1
+            worst = max(worst, drop)
+            if drop > DROP_TOLERANCE:
+                bad.append(f"{c.level.value[:2]} {c.feature} {'high' if key[2] > 0 else 'low'}: {param.value} {sign:+d} drops {drop:.3f}")
+    return {"curves": curves, "non_decreasing": curves - len(bad), "worst_drop": worst, "decreasing": bad[:40], "z": list(EXTRAPOLATION_Z)}
+
+
 def run(model: OnnxModel) -> dict[str, Any]:
     """The suite's figures (what the contract test asserts and the model card reports)."""
     policy = Policy.default()
@@ -176,6 +215,7 @@ def run(model: OnnxModel) -> dict[str, Any]:
         "rank1_accepted_rate_by_subset": {k: v[0] / v[1] for k, v in by_subset.items()},
         "aligned_copies": len(aligned),
         "aligned_copies_no_change": sum(r.answer_kind is AnswerKind.NO_CHANGE for r in aligned_recs),
+        "extrapolation": extrapolation(model),
         "misses": misses,
         "fragile": fragile_cases,
         "opposite": opposite_cases,

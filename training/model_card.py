@@ -407,7 +407,11 @@ measures it. Rank 1 an accepted fix (RECOMMENDED or TRIAL): **{s["rank1_accepted
 cases with an opposite fix anywhere in the answer: {s["cases_with_an_opposite_fix"]}; "no change needed"
 answers: {s["no_change_needed_answers"]}; answer kinds: {kinds}; right answers decided within
 {acceptance.MARGIN:g} of their threshold: {s["fragile_within_margin"]}. Well-aligned copies answered NO_CHANGE:
-{s["aligned_copies_no_change"]} of {s["aligned_copies"]}. Most of these walks are TRIALs: with every other
+{s["aligned_copies_no_change"]} of {s["aligned_copies"]}. Extrapolation: each textbook fix's probability as its
+deviation grows from z = 3 to 10 (everything else at the norm): {s["extrapolation"]["non_decreasing"]} of
+{s["extrapolation"]["curves"]} curves non-decreasing within {acceptance.DROP_TOLERANCE:g} (largest drop
+{s["extrapolation"]["worst_drop"]:.3f}; LightGBM with the monotone constraints listed under Model, flat beyond
+the largest training value). Most of these walks are TRIALs: with every other
 feature exactly at the norm the model rarely finds a change likely, and the trial is its best-ranked
 textbook candidate at the smallest step, with its own probability.
 """

@@ -42,6 +42,7 @@ _MISSING_CACHE_MAX = 4096
 
 @dataclass(frozen=True, slots=True)
 class _RowFacts:
+    listed: list[list[int]]
     estimates: tuple[list[list[float]], ...]
     known: list[bool]
     n_present: list[int]
@@ -77,7 +78,12 @@ class Recommender:
         reads_reference = any(c.startswith("change_since_reference_") for c in model.columns)
         quiet = quiet_rows(dev, arr, loop).tolist()
         # Per-row facts the explanation needs, computed for the batch at once.
+        rows, cols = np.nonzero(dev.listed)
+        listed: list[list[int]] = [[] for _ in range(len(b))]
+        for r_, f_ in zip(rows.tolist(), cols.tolist(), strict=True):
+            listed[r_].append(f_)
         facts = _RowFacts(
+            listed,
             ex.rounded_estimates(ev),
             ev.known.tolist(),
             dev.present.sum(axis=1).tolist(),
@@ -107,7 +113,7 @@ class Recommender:
         values = b.values[r]
         drivers = _occlusion_drivers(model, x[r], dev.present[r], d) if occlude and d.chosen else None
         adjustments = ex.adjustments(d, ev, dev, r, drivers)
-        listed = ex.deviations_list(dev, values, r)
+        listed = ex.deviations_list(dev, values, r, facts.listed[r])
         diffs = ex.differentials(dev, values, ev, r, d, listed)
         found = ex.findings(dev, r, d)
         overall, notes = ex.capped_confidence(d.overall, facts.n_present[r], facts.has_socket[r], facts.outside[r])

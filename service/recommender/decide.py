@@ -153,8 +153,18 @@ def reason_text(code: int, j: int, p: float, magnitude: float, policy: Policy, m
     return text
 
 
+_PLAIN = frozenset({R_UNKNOWN, R_NO_CHANGE, R_TABLE, R_RECOMMENDED})
+_PLAIN_ROWS: dict[tuple[int, ...], list[str]] = {}
+
+
 def reasons_of(a: BatchArrays, ev: ModelEvidence, r: int, policy: Policy) -> list[str]:
     codes = a.reason_code[r].tolist()
+    if _PLAIN.issuperset(codes):  # no number in any reason: the commonest rows, cached whole
+        key = tuple(codes)
+        got = _PLAIN_ROWS.get(key)
+        if got is None:
+            got = _PLAIN_ROWS[key] = [reason_text(c, j, 0.0, 0.0, policy, 0.0) for j, c in enumerate(codes)]
+        return list(got)
     p = a.p_dir[r].tolist()
     mag = ev.magnitude[r].tolist()
     mins = a.min_change.tolist()

@@ -82,14 +82,18 @@ def direction_text(j: int, sign: int) -> str:
     return s.plus_direction if sign > 0 else s.minus_direction
 
 
-def deviations_list(dev: Deviations, values: FloatArray, r: int) -> tuple[Deviation, ...]:
+def deviations_list(dev: Deviations, values: FloatArray, r: int, listed: list[int]) -> tuple[Deviation, ...]:
+    """`listed`: the row's listed feature indices (batch-wide nonzero); largest |z| first, stable."""
+    if not listed:
+        return ()
     li = int(dev.level_index[r])
-    idx = np.flatnonzero(dev.listed[r])
-    order = idx[np.argsort(-np.abs(dev.z[r, idx]), kind="stable")].tolist()
+    zr = dev.z[r]
+    zs = {f: float(zr[f]) for f in listed}
+    order = sorted(listed, key=lambda f: -abs(zs[f]))
     return tuple(
         Deviation(
             FEATURE_NAMES[f], float(values[f]), FEATURES[f].unit, float(MEAN[li, f]), float(SD[li, f]),
-            round(float(dev.z[r, f]), 2), deviation_text(f, float(values[f]), float(dev.z[r, f]), li),
+            round(zs[f], 2), deviation_text(f, float(values[f]), zs[f], li),
         )
         for f in order
     )

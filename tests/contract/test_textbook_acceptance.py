@@ -53,3 +53,10 @@ def test_every_answer_of_the_suite_has_a_differential_for_its_deviation(bundled_
         assert r.answer_kind is not AnswerKind.NO_CHANGE
         d = next(d for d in r.differentials if d.feature == c.feature)
         assert d.candidates and {(x.parameter, x.direction_sign) for x in d.candidates} == set(c.accepted)
+
+
+def test_a_larger_deviation_never_lowers_the_probability_of_a_fix_that_explains_it(suite: dict[str, Any]) -> None:
+    # z from 3 to 10, beyond what the cohort produces for most features (DESIGN 6).
+    ext = suite["extrapolation"]
+    assert ext["curves"] > 80
+    assert ext["decreasing"] == [], ext["decreasing"]
