@@ -16,6 +16,7 @@ test (tests/contract/test_textbook_acceptance.py) and by the export (manifest "a
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,7 +166,7 @@ def extrapolation(model: OnnxModel) -> dict[str, Any]:
             for r in recs:
                 e = next(e for e in r.parameter_estimates if e.parameter is param)
                 ps.append(e.probability_increase if sign > 0 else e.probability_decrease)
-            drop = max((a - b for a, b in zip(ps, ps[1:], strict=False)), default=0.0)
+            drop = max((a - b for a, b in itertools.pairwise(ps)), default=0.0)
             curves += 1
             worst = max(worst, drop)
             if drop > DROP_TOLERANCE:
