@@ -537,10 +537,10 @@ def _recommend(client: AlignmentClient, args: argparse.Namespace) -> int:
     for entry in per_file:
         outcomes.extend([entry] if isinstance(entry, Outcome) else [next(answered) for _ in range(entry)])
     rejected = sum(o.error is not None for o in outcomes)
-    single = len(outcomes) == 1 and outcomes[0].recommendation is not None
+    single = outcomes[0].recommendation if len(outcomes) == 1 else None
     if args.json:
-        if single:
-            _emit(json_format.MessageToJson(outcomes[0].recommendation))
+        if single is not None:
+            _emit(json_format.MessageToJson(single))
         else:
             _emit(json.dumps({"results": [o.to_json() for o in outcomes]}, indent=2))
     printed = 0
