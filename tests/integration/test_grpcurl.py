@@ -55,3 +55,20 @@ def test_describe_shows_the_protos_comments(server: RunningServer) -> None:
     assert "signed as in the AdjustmentParameter comments" in adjustment
     signs = _describe(server.port, "prosthetic_alignment.v1.AdjustmentParameter")
     assert "+ external rotation of the foot (more toe-out)" in signs
+
+
+def test_a_bad_request_shows_its_field_violations(server: RunningServer) -> None:
+    assessment = json.loads((EXAMPLES / "toe_out_transtibial.json").read_text())
+    assessment["features"][0]["value"] = 12.0  # walking speed outside 0.05-3 m/s
+    assert GRPCURL is not None
+    out = subprocess.run(
+        [GRPCURL, "-plaintext", "-format-error", "-max-time", "10", "-d", json.dumps({"assessment": assessment}),
+         f"127.0.0.1:{server.port}", "prosthetic_alignment.v1.AlignmentService/RecommendAdjustments"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode != 0
+    status = json.loads(out.stderr[out.stderr.index("{"):])
+    assert status["code"] == 3  # INVALID_ARGUMENT
+    [bad] = [d for d in status["details"] if d["@type"] == "type.googleapis.com/google.rpc.BadRequest"]
+    assert bad["field_violations"][0]["field"] == "assessment.features[0].value"
+    assert bad["field_violations"][0]["reason"] == "FEATURE_OUT_OF_RANGE"
