@@ -14,8 +14,8 @@ COPY wheels /tmp/wheels
 # A virtual environment keeps pip off the base's system Python (Debian marks it externally managed);
 # pip and setuptools leave it once the wheels are in (nothing installs at run time).
 RUN python3 -m venv /opt/alignment \
- && /opt/alignment/bin/pip install --no-index --find-links /tmp/wheels --no-cache-dir \
-        --disable-pip-version-check prosthetic-alignment \
+ && /opt/alignment/bin/pip install --no-index --find-links /tmp/wheels -c /tmp/wheels/constraints.txt \
+        --no-cache-dir --disable-pip-version-check prosthetic-alignment \
  && /opt/alignment/bin/pip uninstall --yes --quiet pip setuptools \
  && rm -rf /tmp/wheels \
  && (useradd --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin align \

@@ -64,6 +64,8 @@ python -m pip download --quiet --disable-pip-version-check --dest "$CACHE/wheelh
   --platform manylinux2014_x86_64 --platform linux_x86_64 \
   -c constraints.txt $PY_DEPS
 cp "$CACHE"/wheelhouse/*.whl "$CONTEXT/wheels/"
+# The wheelhouse may also hold older versions from earlier builds: the pins decide.
+cp constraints.txt "$CONTEXT/wheels/constraints.txt"
 mkdir -p "$CONTEXT/models"
 cp -r "$MODELS"/. "$CONTEXT/models/"
 find "$CONTEXT/models" \( -name '.*' -o -name __pycache__ \) -prune -exec rm -rf {} +

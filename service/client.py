@@ -2,7 +2,7 @@
 
     python -m service.client recommend examples/toe_out_transtibial.json
     python -m service.client recommend a.json b.json many.json   # one BatchRecommendAdjustments
-    python -m service.client fit examples/fitting_transtibial.json
+    python -m service.client fit examples/fittings/toe_out_transtibial.json
     python -m service.client model
     python -m service.client health
 
@@ -267,7 +267,10 @@ def fit_width(lines: Iterable[str], width: int = WIDTH) -> list[str]:
         else:
             rest = indent + "    "
         out.extend(
-            textwrap.wrap(body, width, initial_indent=indent, subsequent_indent=rest, break_on_hyphens=False)
+            # Words are never cut: a path or a feature name must stay copyable, even past the width.
+            textwrap.wrap(
+                body, width, initial_indent=indent, subsequent_indent=rest, break_on_hyphens=False, break_long_words=False
+            )
             or [line[:width]]
         )
     return out

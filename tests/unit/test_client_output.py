@@ -148,8 +148,9 @@ def test_parameter_estimates_table() -> None:
 
 def test_every_line_fits_100_columns() -> None:
     text = format_recommendation(_full_answer())
-    assert max(len(line) for line in text.splitlines()) <= WIDTH
-    assert "x" * 90 in text  # a long unbreakable word is kept whole rather than cut
+    lines = [line for line in text.splitlines() if "x" * 150 not in line]
+    assert max(len(line) for line in lines) <= WIDTH
+    assert "x" * 150 in text  # a word longer than the width is kept whole rather than cut
 
 
 def test_fields_the_server_leaves_empty_are_not_printed() -> None:
@@ -212,7 +213,7 @@ def test_a_fitting_replay_chains_reference_applied_changes_and_history() -> None
 
 
 def test_the_example_fitting_loads_and_prints_compactly() -> None:
-    fitting = load_fitting(EXAMPLES / "fitting_transtibial.json")
+    fitting = load_fitting(EXAMPLES / "fittings" / "toe_out_transtibial.json")
     assert len(fitting.walks) >= 3 and fitting.walks[0].applied_after
     r = pb.Recommendation(answer_kind=pb.ANSWER_KIND_RECOMMENDED, summary="rotate the foot internally by 6 deg")
     r.adjustments.add(rank=1, parameter=pb.ADJUSTMENT_PARAMETER_FOOT_ROTATION, change_deg=-6, unit="deg", confidence=0.7)
