@@ -410,8 +410,10 @@ answers: {s["no_change_needed_answers"]}; answer kinds: {kinds}; right answers d
 {s["aligned_copies_no_change"]} of {s["aligned_copies"]}. Extrapolation: each textbook fix's probability as its
 deviation grows from z = 3 to 10 (everything else at the norm): {s["extrapolation"]["non_decreasing"]} of
 {s["extrapolation"]["curves"]} curves non-decreasing within {acceptance.DROP_TOLERANCE:g} (largest drop
-{s["extrapolation"]["worst_drop"]:.3f}; LightGBM with the monotone constraints listed under Model, flat beyond
-the largest training value). Most of these walks are TRIALs: with every other
+{s["extrapolation"]["worst_drop"]:.3f}, inside the training range where another cause can explain the
+pattern better); beyond the training range {s["extrapolation"]["non_decreasing_beyond_training_range"]} of
+{s["extrapolation"]["curves_beyond_training_range"]} (largest drop {s["extrapolation"]["worst_drop_beyond_training_range"]:.3f}):
+LightGBM with the monotone constraints listed under Model is flat beyond its largest split. Most of these walks are TRIALs: with every other
 feature exactly at the norm the model rarely finds a change likely, and the trial is its best-ranked
 textbook candidate at the smallest step, with its own probability.
 """
