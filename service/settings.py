@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     min_change_length_mm: float = Field(5.0, ge=0.0, le=20.0)
     max_step_deg: float = Field(6.0, gt=0.0, le=15.0)
     max_step_mm: float = Field(10.0, gt=0.0, le=30.0)
-    min_confidence: float = Field(0.55, ge=0.0, le=1.0, description="probability needed to recommend a change")
+    min_confidence: float = Field(0.7, ge=0.0, le=1.0, description="probability needed to RECOMMEND a change (below it a clear deviation gets a TRIAL)")
     deviation_z: float = Field(2.0, gt=0.0, description="|z| from which a feature counts as a deviation")
     # Occlusion re-runs the model once per sent feature: it doubles the CPU per request (bench/RESULTS.md),
     # so by default driving features come from the cited effect table ranked by |z|, and occlusion
