@@ -34,7 +34,7 @@ from bench.run import start_service
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS_TOKEN = "bench-records-token-0123456789"
-TOKENS = {"auth_tokens": "bench=bench-plain-token-0123456789", "records_tokens": f"bench={RECORDS_TOKEN}"}
+PLAIN = "bench=bench-plain-token-0123456789"
 META = (("authorization", f"Bearer {RECORDS_TOKEN}"),)
 
 
@@ -123,6 +123,13 @@ def record_load_child(port: int, rate: float) -> None:
             time.sleep(wait)
 
 
+def _start(out: Path, name: str, records_url: str = "") -> tuple[procs.Proc, float]:
+    """One worker, the same tokens everywhere (the auth interceptor costs the same on every server)."""
+    if records_url:
+        return start_service(out, name, 1, 0, auth_tokens=PLAIN, records_tokens=f"bench={RECORDS_TOKEN}", records_url=records_url)
+    return start_service(out, name, 1, 0, auth_tokens=PLAIN, records_tokens=f"bench={RECORDS_TOKEN}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -144,15 +151,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         reason = unavailable_reason()
         pg = PostgresServer.start() if reason is None else None
-        off, _ = start_service(out, "records-off", 1, **TOKENS)
+        off, _ = _start(out, "records-off")
         started.append(off)
-        on, _ = start_service(out, "records-sqlite", 1, records_url=f"sqlite:///{out / 'records.db'}", **TOKENS)
+        on, _ = _start(out, "records-sqlite", f"sqlite:///{out / 'records.db'}")
         started.append(on)
-        busy, _ = start_service(out, "records-sqlite-busy", 1, records_url=f"sqlite:///{out / 'busy.db'}", **TOKENS)
+        busy, _ = _start(out, "records-sqlite-busy", f"sqlite:///{out / 'busy.db'}")
         started.append(busy)
         servers: dict[str, procs.Proc] = {"off": off, "on": on, "on+load": busy}
         if pg is not None:
-            pgs, _ = start_service(out, "records-pg", 1, records_url=pg.url, **TOKENS)
+            pgs, _ = _start(out, "records-pg", pg.url)
             started.append(pgs)
         loader = subprocess.Popen(
             [sys.executable, "-m", "bench.records", "--child-record-load", str(busy.port), "--record-rate", str(args.record_rate)],
@@ -201,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nPostgreSQL not measured: {reason}")
     finally:
         for lp in loaders:
-            procs.stop_group(lp)  # type: ignore[arg-type]
+            procs.stop_group(lp)
         for p in started:
             p.stop()
         if pg is not None:
