@@ -68,10 +68,13 @@ class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         exempt_health: bool,
         on_denied: Callable[[grpc.StatusCode], None] | None = None,
         records_tokens: dict[str, str] | None = None,
+        on_records_denied: Callable[[grpc.StatusCode], None] | None = None,
     ) -> None:
         self.tokens = tokens
         self.admin_tokens = admin_tokens
         self.records_tokens = records_tokens or {}
+        # RecordFitting refusals also count as refused records (metrics.records_refused).
+        self.on_records_denied = on_records_denied
         self.exempt_health = exempt_health
         # Refusals never reach the servicer (and its metrics): report them here (metrics counter).
         self.on_denied = on_denied
@@ -92,6 +95,8 @@ class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         scheme, _, presented = auth.partition(" ")
         presented = presented.strip()
         if scheme.lower() != "bearer" or not presented:
+            if method in RECORDS_METHODS and self.on_records_denied is not None:
+                self.on_records_denied(grpc.StatusCode.UNAUTHENTICATED)
             return self._deny(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
         if method.startswith(ADMIN_PREFIX):
             if _match(presented, self.admin_tokens) is not None:
@@ -102,11 +107,13 @@ class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         if method in RECORDS_METHODS:
             if _match(presented, self.records_tokens) is not None:
                 return continuation(details)
-            if _match(presented, self.tokens) is not None or _match(presented, self.admin_tokens) is not None:
-                return self._deny(
-                    continuation(details), grpc.StatusCode.PERMISSION_DENIED, "token lacks the records scope (ALIGN_RECORDS_TOKENS)"
-                )
-            return self._deny(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+            known = _match(presented, self.tokens) is not None or _match(presented, self.admin_tokens) is not None
+            code = grpc.StatusCode.PERMISSION_DENIED if known else grpc.StatusCode.UNAUTHENTICATED
+            if self.on_records_denied is not None:
+                self.on_records_denied(code)
+            return self._deny(
+                continuation(details), code, "token lacks the records scope (ALIGN_RECORDS_TOKENS)" if known else "unknown bearer token"
+            )
         if (
             _match(presented, self.tokens) is None
             and _match(presented, self.admin_tokens) is None

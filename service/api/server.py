@@ -347,6 +347,7 @@ def build_server(
                 exempt_health=s.auth_exempt_health,
                 on_denied=lambda c: metrics.auth_failures.labels(c.name).inc(),
                 records_tokens=records_tokens,
+                on_records_denied=lambda c: metrics.records_refused.labels(c.name).inc(),
             )
         )
     server = grpc_server(s, reuse_port, interceptors)

@@ -106,6 +106,8 @@ def test_only_records_scoped_tokens_may_write(recording: RunningServer) -> None:
     with AlignmentClient.connect(f"127.0.0.1:{recording.port}", timeout_s=10) as c:
         assert rpc_error(c.record_fitting, rec).code() == grpc.StatusCode.UNAUTHENTICATED
     assert recording.recorder is not None and recording.recorder.store.count() == 0
+    assert _metric(recording, "alignment_records_refused_total", reason="PERMISSION_DENIED") == 2
+    assert _metric(recording, "alignment_records_refused_total", reason="UNAUTHENTICATED") == 2
     with _client(recording, RECORDS_TOKEN) as c:
         assert not c.record_fitting(rec).already_recorded
         # The clinic platform's records token also asks for answers.
@@ -199,3 +201,25 @@ def test_a_store_that_cannot_commit_is_unavailable_with_retry_info(tmp_path: Pat
     finally:
         blocker.close()
         srv.stop(0.5)
+
+
+def test_migrations_build_exactly_the_declared_schema(records_url: str) -> None:  # noqa: F811
+    """The Alembic revisions and service/records/schema.py describe the same tables (no drift)."""
+    import sqlalchemy as sa
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from service.records.schema import metadata
+    from service.records.store import make_engine, migrate
+
+    assert migrate(records_url) == migrate(records_url) == "0001"  # idempotent
+    engine = make_engine(records_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
+            mode = conn.execute(sa.text("PRAGMA journal_mode")).scalar() if engine.dialect.name == "sqlite" else "n/a"
+            sync = conn.execute(sa.text("PRAGMA synchronous")).scalar() if engine.dialect.name == "sqlite" else 2
+    finally:
+        engine.dispose()
+    assert diff == []
+    assert mode in ("wal", "n/a") and sync == 2  # 2 = FULL
