@@ -223,3 +223,13 @@ def test_migrations_build_exactly_the_declared_schema(records_url: str) -> None:
         engine.dispose()
     assert diff == []
     assert mode in ("wal", "n/a") and sync == 2  # 2 = FULL
+
+
+def test_a_fitting_history_walk_is_a_recorded_walk_on_the_wire() -> None:
+    """A clinic tool's GaitAssessment.fitting_history entries can be sent as record walks unchanged."""
+    fw = pb.FittingWalk()
+    fw.features.add(name="step_width_m", value=0.2, source=pb.SENSOR_KIND_MOTION_CAPTURE)
+    fw.applied_after.add(parameter=pb.ADJUSTMENT_PARAMETER_FOOT_MEDIAL_SHIFT, change=5.0)
+    rw = pb.RecordedWalk.FromString(fw.SerializeToString())
+    assert list(rw.features) == list(fw.features) and list(rw.applied_after) == list(fw.applied_after)
+    assert not rw.HasField("answer")

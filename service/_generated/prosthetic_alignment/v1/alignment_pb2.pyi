@@ -593,14 +593,14 @@ class RecordedAnswer(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., answer_kind: _Optional[_Union[AnswerKind, str]] = ..., recommended: _Optional[_Iterable[_Union[AppliedChange, _Mapping]]] = ...) -> None: ...
 
 class RecordedWalk(_message.Message):
-    __slots__ = ("features", "answer", "applied_after")
+    __slots__ = ("features", "applied_after", "answer")
     FEATURES_FIELD_NUMBER: _ClassVar[int]
-    ANSWER_FIELD_NUMBER: _ClassVar[int]
     APPLIED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
     features: _containers.RepeatedCompositeFieldContainer[FeatureValue]
-    answer: RecordedAnswer
     applied_after: _containers.RepeatedCompositeFieldContainer[AppliedChange]
-    def __init__(self, features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ..., answer: _Optional[_Union[RecordedAnswer, _Mapping]] = ..., applied_after: _Optional[_Iterable[_Union[AppliedChange, _Mapping]]] = ...) -> None: ...
+    answer: RecordedAnswer
+    def __init__(self, features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ..., applied_after: _Optional[_Iterable[_Union[AppliedChange, _Mapping]]] = ..., answer: _Optional[_Union[RecordedAnswer, _Mapping]] = ...) -> None: ...
 
 class FittingOutcome(_message.Message):
     __slots__ = ("acceptance", "prosthetist_rating", "socket_comfort_score")
