@@ -131,6 +131,30 @@ def record_load_child(port: int, rate: float) -> None:
             time.sleep(wait)
 
 
+def _paired(servers: dict[str, procs.Proc], pairs: int, calls: int, rate: float) -> None:
+    """Short p50 measurements of the three servers back to back, `pairs` times (order rotating); the
+    ratio to "off" within each triple, then the median over triples: slow drifts of a shared machine
+    cancel within a triple."""
+    names = list(servers)
+    ratios: dict[str, list[float]] = {n: [] for n in names[1:]}
+    for i in range(pairs):
+        order = names[i % 3:] + names[: i % 3]
+        got = {n: unary_p50_ms(servers[n].port, calls) for n in order}
+        for n in names[1:]:
+            ratios[n].append(got[n] / got["off"])
+    load = os.getloadavg()
+    print(f"\n## RecommendAdjustments p50, paired ({pairs} triples of {calls} sequential calls per server)\n")
+    print(f"load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores; "
+          f"recording load beside 'on+load': {rate:g} fittings/s\n")
+    print("| server | median p50 ratio vs off | quartiles |")
+    print("|---|---|---|")
+    for n, rs in ratios.items():
+        q = statistics.quantiles(rs, n=4)
+        print(f"| recording {n} | {statistics.median(rs):.3f} x | {q[0]:.3f}-{q[2]:.3f} |")
+    worst = max(statistics.median(rs) for rs in ratios.values())
+    print(f"\n{'PASS' if worst <= 1.05 else 'FAIL'}  recording on slows RecommendAdjustments p50 by <= 5% (paired): {worst:.3f} x")
+
+
 def _start(out: Path, name: str, records_url: str = "") -> tuple[procs.Proc, float]:
     """One worker, the same tokens everywhere (the auth interceptor costs the same on every server)."""
     if records_url:
@@ -144,6 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=1500, help="sequential calls per p50 measurement")
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each throughput load")
     ap.add_argument("--record-rate", type=float, default=20.0, help="fittings/s recorded beside the answer load")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="instead of rounds: this many short back-to-back p50 triples (off, on, on+load), median of the "
+        "per-triple ratios (steadier on a crowded machine)",
+    )
+    ap.add_argument("--pair-calls", type=int, default=300, help="sequential calls per server per triple")
     ap.add_argument("--child-record-load", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_record_load:
@@ -176,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         loaders.append(loader)
         time.sleep(1.0)
 
+        if args.pairs:
+            _paired(servers, args.pairs, args.pair_calls, args.record_rate)
+            return 0
         p50: dict[str, list[float]] = {k: [] for k in servers}
         rps: dict[str, list[float]] = {k: [] for k in servers}
         cpu: dict[str, list[float]] = {k: [] for k in servers}
