@@ -2,8 +2,9 @@
 
     domain.py       the record as received (RecordInput) and as validated (FittingRecord)
     validation.py   RecordInput -> FittingRecord in canonical units, or InvalidInputError
+    schema.py       the tables (SQLAlchemy Core); migrations/ holds the Alembic revisions that build them
     store.py        RecordStore: SQLite (default, WAL, synchronous=FULL) or PostgreSQL through
-                    SQLAlchemy Core; schema changes through Alembic (migrations/)
+                    SQLAlchemy Core; the schema is brought to the newest revision on open
     recorder.py     Recorder: validate, then write on the store's own threads (never the answer path's)
 
 Part of the core: no grpc or protobuf imports. SQLAlchemy and Alembic come with the `records` extra
