@@ -4,7 +4,10 @@ very proto the server was compiled from (a stale copy is never served)."""
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_health.v1 import health_pb2
 
+# The files the server registers, imported here so the test does not depend on what ran before it.
+from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2 as admin_pb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service.api.reflection import CommentedPool, commented_files
 
@@ -16,6 +19,7 @@ FILES = {
 
 
 def test_the_committed_descriptor_set_matches_the_compiled_protos() -> None:
+    assert admin_pb.DESCRIPTOR.name in FILES and health_pb2.DESCRIPTOR.name.endswith("health.proto")
     stored = commented_files()
     assert set(stored) == FILES
     assert all(f.source_code_info.location for f in stored.values())
