@@ -154,15 +154,13 @@ def recommendation_to_proto(r: Recommendation, out: pb.Recommendation | None = N
     m.model.CopyFrom(_model_ref(r.model))
     m.adjustments.extend([_adjustment(a) for a in r.adjustments])
     m.no_change_needed = r.no_change_needed
-    m.deviations.extend(
-        [
-            pb.GaitDeviation(
-                feature=d.feature, value=d.value, unit=d.unit, normative_mean=d.normative_mean,
-                normative_sd=d.normative_sd, z_score=d.z_score, description=d.description,
-            )
-            for d in r.deviations
-        ]
-    )
+    # .add(...) builds each nested message in place; extend([...]) would build it and then copy it.
+    add_deviation = m.deviations.add
+    for d in r.deviations:
+        add_deviation(
+            feature=d.feature, value=d.value, unit=d.unit, normative_mean=d.normative_mean,
+            normative_sd=d.normative_sd, z_score=d.z_score, description=d.description,
+        )
     m.non_alignment_findings.extend(
         [pb.NonAlignmentFinding(code=f.code, message=f.message, features=f.features) for f in r.non_alignment_findings]
     )
@@ -172,16 +170,13 @@ def recommendation_to_proto(r: Recommendation, out: pb.Recommendation | None = N
     m.confidence_level = _CONF_OUT[r.confidence_level.value]
     m.suggested_measurements.extend([_suggestion(s) for s in r.suggested_measurements])
     m.warnings.extend(r.warnings)
-    m.parameter_estimates.extend(
-        [
-            pb.ParameterEstimate(
-                parameter=_PARAM_OUT[e.parameter], probability_decrease=e.probability_decrease,
-                probability_no_change=e.probability_no_change, probability_increase=e.probability_increase,
-                magnitude=e.magnitude, unit=e.unit, recommended=e.recommended, reason=e.reason,
-            )
-            for e in r.parameter_estimates
-        ]
-    )
+    add_estimate = m.parameter_estimates.add
+    for e in r.parameter_estimates:
+        add_estimate(
+            parameter=_PARAM_OUT[e.parameter], probability_decrease=e.probability_decrease,
+            probability_no_change=e.probability_no_change, probability_increase=e.probability_increase,
+            magnitude=e.magnitude, unit=e.unit, recommended=e.recommended, reason=e.reason,
+        )
     m.changes_since_reference.extend(
         [
             pb.FeatureChange(
