@@ -1,5 +1,8 @@
-"""The evaluation scores what the service does: evaluate.service_decisions must reproduce
-service/recommender.py (recommended set, direction, clamped step, rank 1) on the exported model."""
+"""The evaluation's confident-change rule (evaluate.service_decisions) against the service's
+RECOMMENDED adjustments on the exported model: the service's set is within the rule's, with the same
+direction and clamped step. The service may hold back a change the rule makes: it counts each
+sensor's error in the supporting deviations and refuses the opposite of the rule table's fix; its
+trials and other answer kinds are scored through its own code (training.service_eval)."""
 
 from __future__ import annotations
 
@@ -54,18 +57,18 @@ def test_service_decisions_match_the_recommender(tiny_run: dict, artifact_dir: P
     dec = evaluate.service_decisions(pred, x)
     names = list(catalog.PARAMETER_NAMES)
     n_rec = 0
+    same = 0
     for r, rec in enumerate(recs):
-        got = {a.parameter.value: a.change for a in rec.adjustments}
+        got = {a.parameter.value: a.change for a in rec.adjustments if not a.trial and not a.reverts_applied_change}
         want = {names[j]: float(dec.step[r, j]) for j in np.flatnonzero(dec.recommended[r])}
-        assert set(got) == set(want), (r, got, want)
+        assert set(got) <= set(want), (r, got, want)
         for k, v in got.items():
             assert abs(v - want[k]) < 0.011, (r, k, v, want[k])  # the service rounds to 0.01
-        if rec.adjustments:
+        if got and set(got) == set(want):
             assert rec.adjustments[0].parameter.value == names[int(dec.rank1[r])]
-        else:
-            assert dec.rank1[r] == -1
+            same += 1
         n_rec += len(got)
-    assert n_rec > 0  # the comparison exercised recommendations, not only "no change"
+    assert n_rec > 0 and same > 0  # the comparison exercised recommendations, not only "no change"
 
 
 def test_monotone_constraints_hold_end_to_end(tiny_run: dict, artifact_dir: Path) -> None:

@@ -190,7 +190,7 @@ def test_thin_evidence_lowers_confidence_and_suggests_measurements() -> None:
 
 
 def test_moderate_probability_needs_a_supporting_deviation() -> None:
-    model = ScriptedModel({Parameter.FOOT_ROTATION: (0.7, 0.0, 6.0)})
+    model = ScriptedModel({Parameter.FOOT_ROTATION: (0.75, 0.0, 6.0)})
     assert _rec(model).no_change_needed
     (est,) = [e for e in _rec(model).parameter_estimates if e.parameter is Parameter.FOOT_ROTATION]
     assert "without a gait deviation" in est.reason
