@@ -79,14 +79,21 @@ def clip(text: str, limit: int) -> str:
 
 
 def _bounded_violations(
-    violations: Sequence[Violation], target: error_details_pb2.BadRequest | pb.ItemError, budget_bytes: int
+    violations: Sequence[Violation],
+    target: error_details_pb2.BadRequest | pb.ItemError,
+    budget_bytes: int,
+    field_prefix: str = "",
 ) -> int:
-    """Add the first violations that fit `budget_bytes` to `target` (clipped); return how many."""
+    """Add the first violations that fit `budget_bytes` to `target` (clipped); return how many.
+
+    `field_prefix` places a batch item's paths ("assessments[3].features[0].name"); applied here, to
+    the few violations shown, rather than by copying every violation of a bad item."""
     size = 0
     shown = 0
     for v in violations:
+        path = field_prefix + v.field.removeprefix("assessment.") if field_prefix else v.field
         fv = target.field_violations.add(
-            field=clip(v.field, MAX_FIELD_CHARS), description=clip(v.description, MAX_DESCRIPTION_CHARS), reason=v.reason
+            field=clip(path, MAX_FIELD_CHARS), description=clip(v.description, MAX_DESCRIPTION_CHARS), reason=v.reason
         )
         size += fv.ByteSize() + 3  # + tag and length
         if size > budget_bytes and shown > 0:
@@ -135,7 +142,9 @@ def abort(context: grpc.ServicerContext, exc: BaseException) -> NoReturn:
     raise AssertionError("unreachable")  # abort_with_status raises
 
 
-def item_error(exc: BaseException) -> pb.ItemError:
+def item_error(exc: BaseException, field_prefix: str = "") -> pb.ItemError:
+    """A batch or stream item's error; `field_prefix` (e.g. "assessments[3].") replaces the
+    leading "assessment." of each violation's path."""
     st = to_status(exc)
     code = grpc.StatusCode.INTERNAL
     for c in grpc.StatusCode:
@@ -149,6 +158,6 @@ def item_error(exc: BaseException) -> pb.ItemError:
         err.reason = "INTERNAL"
     if isinstance(exc, InvalidInputError):
         total = len(exc.violations)
-        shown = _bounded_violations(exc.violations, err, ITEM_BUDGET_BYTES)
+        shown = _bounded_violations(exc.violations, err, ITEM_BUDGET_BYTES, field_prefix)
         err.message = clip(exc.message, MAX_MESSAGE_CHARS - 80) + _not_shown(total, shown)
     return err

@@ -347,6 +347,7 @@ def build_server(
         limits=Limits(max_features=s.max_features_per_request),
         max_batch_size=s.max_batch_size,
         max_concurrent_batches=s.max_concurrent_batches,
+        max_response_bytes=s.max_message_bytes,
         max_stream_messages=s.max_stream_messages,
         stream_idle_timeout_s=s.stream_idle_timeout_s,
     )

@@ -18,7 +18,7 @@ from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 from service.api import convert, recordings
-from service.api.errors import abort, code_for, item_error
+from service.api.errors import abort, clip, code_for, item_error
 from service.api.metrics import Metrics
 from service.domain import GaitAssessment, Recommendation
 from service.errors import AlignmentError, InvalidInputError, LimitExceededError, Violation
@@ -46,12 +46,14 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         max_stream_messages: int,
         stream_idle_timeout_s: float = 300.0,
         max_concurrent_batches: int = 2,
+        max_response_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.registry = registry
         self.recommender = recommender
         self.metrics = metrics
         self.limits = limits
         self.max_batch_size = max_batch_size
+        self.max_response_bytes = max_response_bytes
         # Batch calls beyond this many wait for a slot (within their deadline) instead of running
         # together: same throughput on one core, bounded memory (Settings.max_concurrent_batches).
         self._batch_slots = threading.BoundedSemaphore(max_concurrent_batches)
@@ -87,8 +89,9 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
 
     def _count_rejections(self, exc: BaseException) -> None:
         if isinstance(exc, InvalidInputError):
-            for v in exc.violations:
-                self.metrics.rejected.labels(v.reason).inc()
+            # One metric update per reason: a bad batch item can carry 256 violations.
+            for reason, k in Counter(v.reason for v in exc.violations).items():
+                self.metrics.rejected.labels(reason).inc(k)
 
     def _count(self, rpc: str, recs: list[Recommendation]) -> None:
         m = self.metrics
@@ -174,7 +177,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         results: list[Recommendation | pb.ItemError | None] = [None] * len(msgs)
         for i, exc in errors.items():
             self._count_rejections(exc)
-            results[i] = item_error(_prefixed_error(exc, f"assessments[{i}]."))
+            results[i] = item_error(exc, f"assessments[{i}].")
         if batch is not None and _expired(context):
             # Validation of a big batch can outlast the deadline: skip the model work nobody awaits.
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the model ran")
@@ -185,9 +188,23 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
             self._count("BatchRecommendAdjustments", recs)
         # Sent as built (convert: parsing 1000 answers into messages only to serialize them again
         # cost ~11% of a batch's server CPU).
-        return convert.EncodedMessage(
-            convert.batch_response_bytes(model.ref, [(m.assessment_id, r) for m, r in zip(msgs, results, strict=True)])
-        )
+        items = [(m.assessment_id, r) for m, r in zip(msgs, results, strict=True)]
+        data = convert.batch_response_bytes(model.ref, items)
+        if len(data) > self.max_response_bytes and errors:
+            # Over the limit grpc would fail the whole call and the client get nothing: the bad
+            # items keep their code, reason and message, and say their field details were dropped.
+            for i in errors:
+                err = results[i]
+                assert isinstance(err, pb.ItemError)
+                del err.field_violations[:]
+                err.message = clip(err.message, 160) + " (field details dropped: the answer had to fit max_message_bytes)"
+            data = convert.batch_response_bytes(model.ref, items)
+        if len(data) > self.max_response_bytes:
+            raise LimitExceededError(
+                f"the answer to {len(msgs)} assessments would be {len(data)} bytes, over the "
+                f"{self.max_response_bytes}-byte message limit: send smaller batches"
+            )
+        return convert.EncodedMessage(data)
 
     def StreamRecommendAdjustments(
         self, request_iterator: Iterator[spb.StreamRecommendAdjustmentsRequest], context: grpc.ServicerContext
@@ -330,18 +347,6 @@ def _idle_limited(requests: Iterator[T], timeout_s: float, context: grpc.Service
             yield item  # type: ignore[misc]
     finally:
         done.set()
-
-
-def _prefixed_error(exc: InvalidInputError, prefix: str) -> InvalidInputError:
-    """The same error with every field path under `prefix` (a batch item's place in the request)."""
-    return InvalidInputError([_prefixed(v, prefix) for v in exc.violations], message=exc.message)
-
-
-def _prefixed(v: Violation, prefix: str) -> Violation:
-    field = v.field.removeprefix("assessment.")
-    return Violation(
-        prefix + field, v.description, v.reason, v.feature, v.value, v.unit, v.allowed_min, v.allowed_max
-    )
 
 
 def _code_name(exc: BaseException) -> str:

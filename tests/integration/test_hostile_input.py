@@ -94,3 +94,37 @@ def test_many_recordings_with_unknown_channels_are_invalid_argument_with_details
     err = rpc_error(client.stub.ExtractFeatures, req, timeout=20)
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details()[:200])
     assert field_violations(err)
+
+
+# ------------------------------------------------------------------- finding 4: bounded work and answer
+def test_a_full_batch_of_unknown_names_is_answered_quickly_and_within_the_limit(client: AlignmentClient) -> None:
+    """1000 items x 256 unknown names (~7.5 MB, inside every limit) cost 23 s of server CPU and then
+    failed because the 31.7 MB answer exceeded the message limit. Now each item is answered."""
+    bad = _with_features([f"unknown_{i:03d}_abcdefg" for i in range(256)])
+    req = spb.BatchRecommendAdjustmentsRequest(assessments=[bad] * 1000)
+    assert req.ByteSize() < 8 * 1024 * 1024
+    resp = client.stub.BatchRecommendAdjustments(req, timeout=20)
+    assert len(resp.results) == 1000
+    assert all(r.error.code == "INVALID_ARGUMENT" and r.error.field_violations for r in resp.results)
+    assert resp.ByteSize() < 8 * 1024 * 1024
+    assert "more violations not shown" in resp.results[0].error.message
+
+
+@pytest.fixture(scope="module")
+def tight() -> Iterator[RunningServer]:
+    running = start(max_message_bytes=64 * 1024)
+    yield running
+    running.stop(0.5)
+
+
+def test_a_batch_answer_over_the_message_limit_drops_item_details_and_says_so(tight: RunningServer) -> None:
+    bad = _with_features([f"unknown_name_{i:02d}" for i in range(12)])
+    req = spb.BatchRecommendAdjustmentsRequest(assessments=[bad] * 150)
+    assert req.ByteSize() < 64 * 1024
+    with AlignmentClient.connect(f"127.0.0.1:{tight.port}", timeout_s=20) as c:
+        resp = c.stub.BatchRecommendAdjustments(req, timeout=20)
+        assert len(resp.results) == 150
+        assert all(r.error.code == "INVALID_ARGUMENT" and "field details dropped" in r.error.message for r in resp.results)
+        # Answers that cannot fit (valid items, ~2-3 KB each) are a clear RESOURCE_EXHAUSTED.
+        err = rpc_error(c.stub.BatchRecommendAdjustments, spb.BatchRecommendAdjustmentsRequest(assessments=[ASSESSMENT] * 60), timeout=20)
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "send smaller batches" in err.details()
