@@ -18,6 +18,7 @@ from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 from service.api import convert, recordings
+from service.api.decoding import Undecodable
 from service.api.errors import abort, clip, code_for, item_error
 from service.api.metrics import Metrics
 from service.domain import GaitAssessment, Recommendation
@@ -207,7 +208,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         return convert.EncodedMessage(data)
 
     def StreamRecommendAdjustments(
-        self, request_iterator: Iterator[spb.StreamRecommendAdjustmentsRequest], context: grpc.ServicerContext
+        self, request_iterator: Iterator[spb.StreamRecommendAdjustmentsRequest | Undecodable], context: grpc.ServicerContext
     ) -> Iterator[spb.StreamRecommendAdjustmentsResponse]:
         m = self.metrics
         m.in_flight.inc()
@@ -219,6 +220,11 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
                     code = "RESOURCE_EXHAUSTED"
                     abort(context, LimitExceededError(f"stream exceeded {self.max_stream_messages} messages"))
                 resp = spb.StreamRecommendAdjustmentsResponse(sequence=seq)
+                if isinstance(req, Undecodable):  # its own error answer; the fitting goes on
+                    self._count_rejections(req.error)
+                    resp.error.CopyFrom(item_error(req.error))
+                    yield resp
+                    continue
                 try:
                     model = self.registry.get(req.model_version)
                     a = self._validate(req.assessment)

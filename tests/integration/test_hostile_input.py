@@ -7,6 +7,7 @@ undecodable messages answered INTERNAL or ending a stream, and batch answers ove
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
@@ -128,3 +129,45 @@ def test_a_batch_answer_over_the_message_limit_drops_item_details_and_says_so(ti
         # Answers that cannot fit (valid items, ~2-3 KB each) are a clear RESOURCE_EXHAUSTED.
         err = rpc_error(c.stub.BatchRecommendAdjustments, spb.BatchRecommendAdjustmentsRequest(assessments=[ASSESSMENT] * 60), timeout=20)
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "send smaller batches" in err.details()
+
+
+# ------------------------------------------------------------------- finding 5: decoding in the handler
+def _raw(channel: grpc.Channel, method: str, kind: str = "unary_unary") -> Any:
+    factory = getattr(channel, kind)
+    return factory(method, request_serializer=None, response_deserializer=None)
+
+
+GARBAGE = b"\xff\xff\xff\xff\x0f"  # an invalid tag: no message parses it
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/prosthetic_alignment.v1.AlignmentService/RecommendAdjustments",
+        "/prosthetic_alignment.v1.AlignmentService/BatchRecommendAdjustments",
+        "/prosthetic_alignment.v1.AlignmentService/GetModel",
+        "/prosthetic_alignment.v1.AlignmentService/ExtractFeatures",
+        "/prosthetic_alignment.v1.AlignmentService/RecommendFromRecordings",
+        "/grpc.health.v1.Health/Check",
+    ],
+)
+def test_an_undecodable_unary_body_is_invalid_argument_without_a_logged_traceback(
+    server: RunningServer, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch, caplog.at_level("ERROR"):
+        with pytest.raises(grpc.RpcError) as exc:
+            _raw(ch, method)(GARBAGE, timeout=10)
+    err = exc.value
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details())
+    assert field_violations(err)[0].reason == "UNDECODABLE_MESSAGE"
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_bad_stream_message_gets_its_own_error_and_the_stream_goes_on(server: RunningServer) -> None:
+    good = spb.StreamRecommendAdjustmentsRequest(assessment=ASSESSMENT).SerializeToString()
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        call = _raw(ch, "/prosthetic_alignment.v1.AlignmentService/StreamRecommendAdjustments", "stream_stream")
+        answers = [spb.StreamRecommendAdjustmentsResponse.FromString(b) for b in call(iter([good, GARBAGE, good, good]), timeout=20)]
+    assert [a.sequence for a in answers] == [1, 2, 3, 4]
+    assert [a.WhichOneof("result") for a in answers] == ["recommendation", "error", "recommendation", "recommendation"]
+    assert answers[1].error.code == "INVALID_ARGUMENT" and answers[1].error.reason
