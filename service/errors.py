@@ -8,7 +8,9 @@
     ├── LimitExceededError              RESOURCE_EXHAUSTED: too many features, batch too large, overload
     ├── DependencyMissingError          FAILED_PRECONDITION: an optional extra is not installed
     ├── UnauthenticatedError            UNAUTHENTICATED: no or unknown credentials
-    └── PermissionDeniedError           PERMISSION_DENIED: credentials without the needed right
+    ├── PermissionDeniedError           PERMISSION_DENIED: credentials without the needed right
+    └── ConfigurationError              start-up only: settings that cannot serve (port taken, TLS key
+                                        not matching its certificate, short token); exit code 2
 
 No grpc import here: the core raises domain errors, the edge translates them.
 """
@@ -83,3 +85,7 @@ class UnauthenticatedError(AlignmentError):
 
 class PermissionDeniedError(AlignmentError):
     reason = "PERMISSION_DENIED"
+
+
+class ConfigurationError(AlignmentError):
+    reason = "CONFIGURATION_INVALID"

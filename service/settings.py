@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     admin_tokens: SecretStr | None = Field(None, description="comma-separated tokens allowed to call admin RPCs")
     auth_exempt_health: bool = Field(True, description="health and reflection answer without a token")
     allow_insecure_remote: bool = Field(False, description="allow plaintext on a non-loopback address")
+    # Workers share their port through SO_REUSEPORT, which would also let a second instance join
+    # silently and take part of the connections: refused unless this is set.
+    allow_shared_port: bool = Field(
+        False, description="start even if another process already listens on the port (the kernel splits connections)"
+    )
 
     # Limits.
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request or response")

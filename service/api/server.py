@@ -41,7 +41,7 @@ from service.api.auth import BearerAuthInterceptor, load_tokens
 from service.api.decoding import decoding_handler
 from service.api.metrics import Metrics, tracing_interceptor
 from service.api.servicer import AdminServicer, AlignmentServicer
-from service.errors import DependencyMissingError, ModelArtifactError
+from service.errors import ConfigurationError, DependencyMissingError, ModelArtifactError
 from service.recommender import Policy, Recommender
 from service.registry import ModelRegistry, RefreshResult
 from service.settings import Settings
@@ -272,14 +272,89 @@ class RunningServer:
         self._stop.wait()
 
 
+def check_tls(s: Settings) -> None:
+    """Raise ConfigurationError unless the TLS files load and the key matches the certificate.
+
+    grpc only finds out when binding, and then says "Failed to bind to address" (issue 15): the
+    standard library's TLS context names the actual problem."""
+    if not s.tls_enabled:
+        return
+    import ssl
+
+    assert s.tls_cert_file is not None and s.tls_key_file is not None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(s.tls_cert_file, s.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"TLS certificate {s.tls_cert_file} / key {s.tls_key_file} unusable: {exc.strerror or exc}"
+            + (" (the key does not belong to the certificate)" if "mismatch" in str(exc) else "")
+        ) from None
+    if s.tls_client_ca_file is not None:
+        try:
+            ctx.load_verify_locations(s.tls_client_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"client CA {s.tls_client_ca_file} unusable: {exc.strerror or exc}") from None
+
+
 def _credentials(s: Settings) -> grpc.ServerCredentials | None:
     if not s.tls_enabled:
         return None
+    check_tls(s)
     assert s.tls_cert_file is not None and s.tls_key_file is not None
     key = Path(s.tls_key_file).read_bytes()
     cert = Path(s.tls_cert_file).read_bytes()
     ca = Path(s.tls_client_ca_file).read_bytes() if s.tls_client_ca_file else None
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+
+def _tokens(s: Settings) -> tuple[dict[str, str], dict[str, str]]:
+    """(client tokens, admin tokens); ConfigurationError for a short token or an unreadable file."""
+    try:
+        tokens = load_tokens(s.auth_tokens.get_secret_value() if s.auth_tokens else None, s.auth_tokens_file)
+        admin = load_tokens(s.admin_tokens.get_secret_value() if s.admin_tokens else None, None)
+    except (ValueError, OSError) as exc:
+        raise ConfigurationError(f"bearer tokens: {exc}") from None
+    return tokens, admin
+
+
+def check_port_free(s: Settings) -> None:
+    """Raise ConfigurationError when something already listens on the configured address.
+
+    The workers bind with SO_REUSEPORT, which also lets a second, forgotten instance (maybe on
+    another model version) bind the same port silently and take half the connections (issue 15).
+    A probe bound without SO_REUSEPORT fails while any socket listens there, ours or not; with
+    SO_REUSEADDR, connections of a stopped instance in TIME_WAIT do not count. Port 0 is always
+    free; `allow_shared_port` skips the probe for operators who want two processes on one port.
+    """
+    import socket
+
+    host, _, port_text = s.address.rpartition(":")
+    port = int(port_text) if port_text.isdigit() else -1
+    if port <= 0 or s.allow_shared_port:
+        return
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot resolve address {s.address!r}: {exc}") from None
+    for family, kind, proto, _name, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot bind {s.address}: {exc.strerror or exc} (is another instance running? "
+                    "set ALIGN_ALLOW_SHARED_PORT=true to share the port on purpose)"
+                ) from None
+
+
+def preflight(s: Settings) -> None:
+    """Every start-up check that needs no model and no gRPC object: run before any worker is forked,
+    so a configuration error exits 2 with one line instead of entering the restart loop."""
+    _tokens(s)
+    check_tls(s)
+    check_port_free(s)
 
 
 def grpc_server(
@@ -325,8 +400,7 @@ def build_server(
             + (f": {result.refused[-1][1]}" if result.refused else "")
         )
 
-    tokens = load_tokens(s.auth_tokens.get_secret_value() if s.auth_tokens else None, s.auth_tokens_file)
-    admin = load_tokens(s.admin_tokens.get_secret_value() if s.admin_tokens else None, None)
+    tokens, admin = _tokens(s)
     interceptors: list[grpc.ServerInterceptor] = []  # type: ignore[type-arg]
     tracer = tracing_interceptor() if s.tracing else None
     if s.tracing and tracer is None:  # the settings checked the package; its trace module did not import
@@ -364,7 +438,10 @@ def build_server(
     )
 
     creds = _credentials(s)
-    port = server.add_secure_port(s.address, creds) if creds else server.add_insecure_port(s.address)
+    try:
+        port = server.add_secure_port(s.address, creds) if creds else server.add_insecure_port(s.address)
+    except RuntimeError as exc:  # grpc's "Failed to bind to address ..."
+        raise OSError(f"cannot bind {s.address}: {exc}") from None
     if port == 0:
         raise OSError(f"cannot bind {s.address}")
     running.port = port
@@ -434,7 +511,7 @@ def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervi
     limit_malloc_arenas(s.malloc_arenas)  # before build_server starts grpc's threads
     try:
         running = build_server(s, reuse_port=reuse_port, worker=worker, supervisor_pid=supervisor_pid)
-    except (ModelArtifactError, DependencyMissingError, OSError) as exc:
+    except (ModelArtifactError, DependencyMissingError, ConfigurationError, OSError) as exc:
         log.error("startup failed", extra={"error": str(exc), "worker": worker})
         return EXIT_STARTUP_FAILED
     holder.append(running)
@@ -459,6 +536,11 @@ def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervi
 
 def serve(s: Settings) -> int:
     """Single process, or a supervisor of `workers` forked processes sharing the port."""
+    try:
+        preflight(s)
+    except ConfigurationError as exc:
+        log.error("startup failed", extra={"error": str(exc)})
+        return EXIT_STARTUP_FAILED
     workers = s.workers
     if workers > 1 and s.address.rsplit(":", 1)[-1] == "0":
         log.warning("port 0 with several workers cannot share a port: running one worker")

@@ -13,6 +13,7 @@ from service._generated.prosthetic_alignment.v1 import alignment_admin_service_p
 from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
 from service.api.server import RunningServer
 from service.client import AlignmentClient, load_assessment
+from service.errors import ConfigurationError
 from service.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import rpc_error, start
@@ -141,7 +142,7 @@ def test_health_can_require_a_token(tmp_path: Path) -> None:
 
 
 def test_short_tokens_are_refused_at_startup() -> None:
-    with pytest.raises(ValueError, match="shorter than 16"):
+    with pytest.raises(ConfigurationError, match="shorter than 16"):
         start(auth_tokens="a=short")
 
 

@@ -315,9 +315,10 @@ def _walking_markers(n: int = 600, fs: float = FS) -> dict[str, np.ndarray]:
     x = 1.2 * t
     heel = np.column_stack([x + 0.3 * np.sin(2 * np.pi * t / 1.1), np.zeros(n), 0.05 + 0.05 * np.maximum(0, np.sin(2 * np.pi * t / 1.1))])
     hip = np.column_stack([x, np.zeros(n), np.full(n, 0.9)])
+    toe, hip_ml = np.array([0.2, 0.0, 0.0]), np.array([0.0, 0.1, 0.0])
     return {
-        "left_heel": heel.copy(), "right_heel": heel.copy(), "left_toe": heel + [0.2, 0, 0], "right_toe": heel + [0.2, 0, 0],
-        "left_hip": hip + [0, 0.1, 0], "right_hip": hip - [0, 0.1, 0],
+        "left_heel": heel.copy(), "right_heel": heel.copy(), "left_toe": heel + toe, "right_toe": heel + toe,
+        "left_hip": hip + hip_ml, "right_hip": hip - hip_ml,
     }
 
 
