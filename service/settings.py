@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # only memory (each 1000-assessment call holds ~10-20 MB of objects while it runs).
     max_concurrent_batches: int = Field(2, ge=1, description="batch calls a worker runs at once; more wait")
     max_concurrent_rpcs: int = Field(256, ge=1, description="in-flight calls per worker before RESOURCE_EXHAUSTED")
+    # Each open stream session holds one thread of its own lane (and a reader thread): idle ones can
+    # take at most this share, never the threads of health, single calls or batches (api/lanes.py).
+    max_concurrent_streams: int = Field(
+        16, ge=1, le=512, description="stream sessions a worker holds open at once; more are RESOURCE_EXHAUSTED"
+    )
     max_stream_messages: int = Field(100_000, ge=1, description="messages in one stream session")
     stream_idle_timeout_s: float = Field(300.0, gt=0, description="close a stream idle this long")
     grpc_threads: int = Field(16, ge=1, le=512, description="handler threads per worker")

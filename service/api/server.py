@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2 as admin_pb
 from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
@@ -39,6 +39,7 @@ from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as 
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 from service.api.auth import BearerAuthInterceptor, load_tokens
 from service.api.decoding import decoding_handler
+from service.api.lanes import AdmissionInterceptor, Lanes
 from service.api.metrics import Metrics, tracing_interceptor
 from service.api.servicer import AdminServicer, AlignmentServicer
 from service.errors import ConfigurationError, DependencyMissingError, ModelArtifactError
@@ -141,11 +142,11 @@ def on_pool(fn: Callable[[Any, grpc.ServicerContext], Any], pool: futures.Thread
 
 
 class _OnPool:
-    """The servicer as the generated registration sees it, with `methods` marked for `pool`."""
+    """The servicer as the generated registration sees it, with methods marked for their pools."""
 
-    def __init__(self, servicer: object, pool: futures.ThreadPoolExecutor, methods: Sequence[str]) -> None:
+    def __init__(self, servicer: object, pools: Mapping[str, futures.ThreadPoolExecutor]) -> None:
         self._servicer = servicer
-        self._marked = {m: on_pool(getattr(servicer, m), pool) for m in methods}
+        self._marked = {m: on_pool(getattr(servicer, m), pool) for m, pool in pools.items()}
 
     def __getattr__(self, name: str) -> Any:
         marked = self._marked.get(name)
@@ -205,7 +206,7 @@ class RunningServer:
     metrics_port: int | None = None
     worker: int = 0
     servicer: AlignmentServicer | None = None
-    unary_pool: futures.ThreadPoolExecutor | None = None
+    lanes: Lanes | None = None
     # Set when this process is one of several workers: the admin RPC then asks the supervisor to
     # make the whole group reload (a reload in one worker alone would leave the others stale).
     supervisor_pid: int | None = None
@@ -262,8 +263,8 @@ class RunningServer:
         grace = self.settings.grace_period_s if grace_s is None else grace_s
         # grpc refuses new calls from here on and cancels whatever is still running after `grace`.
         self.server.stop(grace).wait(grace + 1.0)
-        if self.unary_pool is not None:
-            self.unary_pool.shutdown(wait=False)
+        if self.lanes is not None:
+            self.lanes.shutdown()
         self.metrics.close()
         log.info("drained", extra={"drain_s": round(time.monotonic() - t0, 3), "worker": self.worker})
         self._stop.set()
@@ -361,6 +362,7 @@ def grpc_server(
     s: Settings,
     reuse_port: bool,
     interceptors: Sequence[grpc.ServerInterceptor] = (),  # type: ignore[type-arg]
+    lanes: Lanes | None = None,
 ) -> grpc.Server:
     """The grpc.Server every serving process uses (and bench/echo_server.py, so the bare echo
     ceiling is measured with exactly the same framework settings)."""
@@ -370,12 +372,13 @@ def grpc_server(
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
     return grpc.server(
-        futures.ThreadPoolExecutor(max_workers=s.grpc_threads, thread_name_prefix="rpc"),
+        lanes.rpc if lanes is not None else futures.ThreadPoolExecutor(max_workers=s.grpc_threads, thread_name_prefix="rpc"),
         options=options,
         interceptors=list(interceptors),
-        # Past this many in-flight calls grpc answers RESOURCE_EXHAUSTED at once instead of
-        # queueing without bound (back-pressure the client can see and retry elsewhere).
-        maximum_concurrent_rpcs=s.max_concurrent_rpcs,
+        # Past this many in-flight calls RESOURCE_EXHAUSTED at once instead of queueing without
+        # bound (back-pressure the client can see and retry elsewhere). With lanes the admission
+        # interceptor does it per lane: grpc's global count would refuse health checks too.
+        maximum_concurrent_rpcs=None if lanes is not None else s.max_concurrent_rpcs,
     )
 
 
@@ -413,9 +416,16 @@ def build_server(
                 tokens, admin, exempt_health=s.auth_exempt_health, on_denied=lambda c: metrics.auth_failures.labels(c.name).inc()
             )
         )
-    server = grpc_server(s, reuse_port, interceptors)
+    lanes = Lanes(
+        grpc_threads=s.grpc_threads,
+        unary_threads=s.unary_threads,
+        max_streams=s.max_concurrent_streams,
+        max_work=s.max_concurrent_rpcs,
+    )
+    interceptors.append(AdmissionInterceptor(lanes, metrics))  # innermost: sees the method's lane
+    server = grpc_server(s, reuse_port, interceptors, lanes)
     running = RunningServer(
-        server, 0, registry, HealthServicer(), metrics, s, worker=worker, supervisor_pid=supervisor_pid
+        server, 0, registry, HealthServicer(), metrics, s, worker=worker, supervisor_pid=supervisor_pid, lanes=lanes
     )
     servicer = AlignmentServicer(
         registry,
@@ -429,12 +439,19 @@ def build_server(
         stream_idle_timeout_s=s.stream_idle_timeout_s,
     )
     running.servicer = servicer
-    running.unary_pool = futures.ThreadPoolExecutor(max_workers=s.unary_threads, thread_name_prefix="unary")
-    _add_service(server, _OnPool(servicer, running.unary_pool, UNARY_LANE_METHODS))
+    lane_of = {m: lanes.unary for m in UNARY_LANE_METHODS} | {"StreamRecommendAdjustments": lanes.stream}
+    _add_service(server, _OnPool(servicer, lane_of))
     _add_service(server, AdminServicer(running.admin_reload), admin_grpc.add_AlignmentAdminServiceServicer_to_server, ())
-    _add_service(server, running.health, health_pb2_grpc.add_HealthServicer_to_server, ())
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    health_lanes = {"Check": lanes.health, "List": lanes.health, "Watch": lanes.observe}
+    _add_service(server, _OnPool(running.health, health_lanes), health_pb2_grpc.add_HealthServicer_to_server, ())
+    reflector = reflection.ReflectionServicer(
+        (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    )
+    _add_service(
+        server,
+        _OnPool(reflector, {"ServerReflectionInfo": lanes.observe}),
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        (),
     )
 
     creds = _credentials(s)
