@@ -59,8 +59,13 @@ def _carry_pool(src: Any, dst: Any) -> Any:
 def decoding_handler(
     handler: grpc.RpcMethodHandler,  # type: ignore[type-arg]
     response_serializer: Callable[[Any], bytes] | None = None,
+    *,
+    answers_undecodable: bool = False,
 ) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
-    """`handler` registered without a request deserializer, parsing its requests itself."""
+    """`handler` registered without a request deserializer, parsing its requests itself.
+
+    A request stream hands an `Undecodable` to a handler that `answers_undecodable` (ours); any other
+    (grpc's reflection) has its call ended with INVALID_ARGUMENT at the bad message instead."""
     deserialize = handler.request_deserializer
     serializer = response_serializer or handler.response_serializer
     if deserialize is None:
@@ -82,8 +87,15 @@ def decoding_handler(
     behaviour = handler.stream_stream or handler.stream_unary
     assert behaviour is not None
 
+    def parsed(raw_requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[Any]:
+        for raw in raw_requests:
+            request = _parse(deserialize, raw)
+            if isinstance(request, Undecodable) and not answers_undecodable:
+                abort(context, request.error)
+            yield request
+
     def streaming(raw_requests: Iterator[bytes], context: grpc.ServicerContext) -> Any:
-        return behaviour((_parse(deserialize, raw) for raw in raw_requests), context)
+        return behaviour(parsed(raw_requests, context), context)
 
     _carry_pool(behaviour, streaming)
     if handler.stream_stream is not None:

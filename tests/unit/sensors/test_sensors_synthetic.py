@@ -351,3 +351,12 @@ def test_identical_insole_channels_are_an_invalid_value() -> None:
     with pytest.raises(InvalidValueError) as exc:
         extract_insole({"left_total_n": f, "right_total_n": f.copy()}, FS, Side.LEFT, MASS)
     assert exc.value.field == "left_total_n/right_total_n"
+
+
+def test_two_sample_stances_at_a_low_sampling_rate_give_no_heel_off_proxy_instead_of_failing() -> None:
+    """Found by bench/fuzz.py: at 2 Hz a stance is 2 samples, its first half empty (ValueError from
+    argmax before the fix, INTERNAL on the wire)."""
+    f = np.zeros(40)
+    f[5:7] = f[15:17] = f[25:27] = 700.0
+    res = extract_force_plate({"left_vgrf_n": f, "right_vgrf_n": np.roll(f, 5)}, 2.0, Side.LEFT, MASS)
+    assert "heel_off_prosthetic_pct_stance" not in res.features and "stance_time_prosthetic_s" in res.features
