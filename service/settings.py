@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     tls_client_ca_file: Path | None = Field(None, description="CA for client certificates; enables mutual TLS")
     auth_tokens: SecretStr | None = Field(None, description="comma-separated bearer tokens (name=token or token)")
     auth_tokens_file: Path | None = Field(None, description="file with one bearer token per line (name=token)")
+    tls_client_allowed_names: str = Field(
+        "",
+        description="mutual TLS: comma-separated client identities (certificate SAN or CN) allowed to call; "
+        "empty = any certificate the client CA signed",
+    )
     admin_tokens: SecretStr | None = Field(None, description="comma-separated tokens allowed to call admin RPCs")
     auth_exempt_health: bool = Field(True, description="health and reflection answer without a token")
     allow_insecure_remote: bool = Field(False, description="allow plaintext on a non-loopback address")
@@ -105,6 +110,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_allowed_names.strip() and self.tls_client_ca_file is None:
+            raise ValueError("tls_client_allowed_names needs mutual TLS (tls_client_ca_file)")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("mutual TLS (tls_client_ca_file) needs tls_cert_file and tls_key_file")
         if self.min_change_deg > self.max_step_deg or self.min_change_mm > self.max_step_mm:
@@ -119,6 +126,10 @@ class Settings(BaseSettings):
                 "(ALIGN_TLS_CERT_FILE/ALIGN_TLS_KEY_FILE) or ALIGN_ALLOW_INSECURE_REMOTE=true"
             )
         return self
+
+    @property
+    def client_allowed_names(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.tls_client_allowed_names.split(",") if n.strip())
 
     @property
     def tls_enabled(self) -> bool:

@@ -37,7 +37,7 @@ from service._generated.prosthetic_alignment.v1 import alignment_admin_service_p
 from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
-from service.api.auth import BearerAuthInterceptor, load_tokens
+from service.api.auth import BearerAuthInterceptor, ClientIdentityInterceptor, load_tokens
 from service.api.decoding import decoding_handler
 from service.api.lanes import AdmissionInterceptor, Lanes
 from service.api.metrics import Metrics, tracing_interceptor
@@ -416,6 +416,14 @@ def build_server(
         raise DependencyMissingError("tracing is on but opentelemetry.trace cannot be imported")
     if tracer is not None:  # outermost, so refused calls are traced too
         interceptors.append(tracer)
+    if s.client_allowed_names:
+        interceptors.append(
+            ClientIdentityInterceptor(
+                s.client_allowed_names,
+                exempt_health=s.auth_exempt_health,
+                on_denied=lambda c: metrics.auth_failures.labels(c.name).inc(),
+            )
+        )
     if tokens or admin:
         interceptors.append(
             BearerAuthInterceptor(

@@ -171,3 +171,33 @@ def test_a_bad_stream_message_gets_its_own_error_and_the_stream_goes_on(server: 
     assert [a.sequence for a in answers] == [1, 2, 3, 4]
     assert [a.WhichOneof("result") for a in answers] == ["recommendation", "error", "recommendation", "recommendation"]
     assert answers[1].error.code == "INVALID_ARGUMENT" and answers[1].error.reason
+
+
+# ------------------------------------------------------------------- finding 9: one connection per client
+def _established(port: int) -> int:
+    """Server-side TCP connections of `port` (this process holds both ends)."""
+    n = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                n += 1
+    return n
+
+
+def test_each_client_has_its_own_connection_so_workers_share_the_load(server: RunningServer) -> None:
+    """grpcio shares one connection among channels to the same address unless
+    grpc.use_local_subchannel_pool is set: several clients would then all sit on one worker."""
+    before = _established(server.port)
+    clients = [AlignmentClient.connect(f"127.0.0.1:{server.port}", timeout_s=10) for _ in range(3)]
+    try:
+        for c in clients:
+            assert c.get_model().model.version
+        assert _established(server.port) - before == 3
+    finally:
+        for c in clients:
+            c.close()
