@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # Batch calls are CPU-bound under one GIL: running more at once per worker adds no throughput,
     # only memory (each 1000-assessment call holds ~10-20 MB of objects while it runs).
     max_concurrent_batches: int = Field(2, ge=1, description="batch calls a worker runs at once; more wait")
+    # Each waiting batch holds its parsed request: with 2 running and 6 waiting a worker holds at most
+    # 8, enough for 8 client connections on one worker (bench batch-w2-c8), and refuses the rest.
+    max_queued_batches: int = Field(
+        6, ge=0, description="batch calls waiting for a slot per worker; more are RESOURCE_EXHAUSTED at once"
+    )
     max_concurrent_rpcs: int = Field(256, ge=1, description="in-flight calls per worker before RESOURCE_EXHAUSTED")
     # Each open stream session holds one thread of its own lane (and a reader thread): idle ones can
     # take at most this share, never the threads of health, single calls or batches (api/lanes.py).

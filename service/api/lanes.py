@@ -5,13 +5,19 @@ Health, batches and streams shared one pool of 16 threads: 16 streams that never
 Kubernetes liveness probe would then restart a pod that only needed to shed load. Now every kind of
 call has its own pool (grpc's per-method `experimental_thread_pool`, see server.on_pool):
 
-    lane      methods                                     threads           refused beyond
-    unary     RecommendAdjustments, GetModel              unary_threads     max_concurrent_rpcs
-    rpc       batches, recordings, admin (grpc default)   grpc_threads      grpc_threads
-    stream    StreamRecommendAdjustments                  max_concurrent_streams (same)
-    health    Health.Check/List                           2                 64
-    observe   Health.Watch, reflection (long-lived)       8                 8
-    reject    the refusals themselves                     2                 never refused
+    lane        methods                                 threads                 refused beyond
+    unary       RecommendAdjustments, GetModel          unary_threads           max_concurrent_rpcs
+    batch       BatchRecommendAdjustments               max_concurrent_batches + max_queued_batches (same)
+    recordings  ExtractFeatures, RecommendFromRecordings 2                      4
+    stream      StreamRecommendAdjustments              max_concurrent_streams  (same)
+    rpc         admin, anything else (grpc's default)   grpc_threads            grpc_threads
+    health      Health.Check/List                       2                       64
+    observe     Health.Watch, reflection (long-lived)   8                       8
+    reject      the refusals themselves                 2                       never refused
+
+The batch and recordings lanes also bound memory (finding 8): an admitted batch holds its parsed
+request (up to 8 MiB on the wire, several times that as objects) while it waits for a slot, and one
+recordings call may carry 2,000,000 samples; without the lanes 16 of each could be held at once.
 
 A call's lane is checked when it arrives, in grpc's poll thread before anything is queued
 (AdmissionInterceptor): a full lane, or work lanes together holding max_concurrent_rpcs calls, is
@@ -35,6 +41,9 @@ HEALTH_THREADS = 2
 HEALTH_QUEUE = 64
 OBSERVE_STREAMS = 8
 REJECT_THREADS = 2
+# Recordings are CPU-bound numpy work under one GIL: two at a time use the core, two more may wait.
+RECORDINGS_THREADS = 2
+RECORDINGS_QUEUE = 4
 
 
 class LanePool(futures.ThreadPoolExecutor):
@@ -69,9 +78,11 @@ class LanePool(futures.ThreadPoolExecutor):
 
 
 class Lanes:
-    def __init__(self, *, grpc_threads: int, unary_threads: int, max_streams: int, max_work: int) -> None:
+    def __init__(self, *, grpc_threads: int, unary_threads: int, max_streams: int, max_batches: int, max_work: int) -> None:
         self.rpc = LanePool("rpc", grpc_threads, grpc_threads)
         self.unary = LanePool("unary", unary_threads, max_work)
+        self.batch = LanePool("batch", max_batches, max_batches)
+        self.recordings = LanePool("recordings", RECORDINGS_THREADS, RECORDINGS_QUEUE)
         self.stream = LanePool("stream", max_streams, max_streams)
         self.health = LanePool("health", HEALTH_THREADS, HEALTH_QUEUE, work=False)
         self.observe = LanePool("observe", OBSERVE_STREAMS, OBSERVE_STREAMS, work=False)
@@ -80,7 +91,7 @@ class Lanes:
 
     @property
     def pools(self) -> tuple[LanePool, ...]:
-        return (self.rpc, self.unary, self.stream, self.health, self.observe, self.reject)
+        return (self.rpc, self.unary, self.batch, self.recordings, self.stream, self.health, self.observe, self.reject)
 
     def refusal(self, lane: LanePool) -> str | None:
         """Why a new call on `lane` is refused now, or None to admit it."""

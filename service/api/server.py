@@ -434,6 +434,7 @@ def build_server(
         grpc_threads=s.grpc_threads,
         unary_threads=s.unary_threads,
         max_streams=s.max_concurrent_streams,
+        max_batches=s.max_concurrent_batches + s.max_queued_batches,
         max_work=s.max_concurrent_rpcs,
     )
     interceptors.append(AdmissionInterceptor(lanes, metrics))  # innermost: sees the method's lane
@@ -453,7 +454,12 @@ def build_server(
         stream_idle_timeout_s=s.stream_idle_timeout_s,
     )
     running.servicer = servicer
-    lane_of = {m: lanes.unary for m in UNARY_LANE_METHODS} | {"StreamRecommendAdjustments": lanes.stream}
+    lane_of = {m: lanes.unary for m in UNARY_LANE_METHODS} | {
+        "StreamRecommendAdjustments": lanes.stream,
+        "BatchRecommendAdjustments": lanes.batch,
+        "ExtractFeatures": lanes.recordings,
+        "RecommendFromRecordings": lanes.recordings,
+    }
     _add_service(server, _OnPool(servicer, lane_of))
     _add_service(server, AdminServicer(running.admin_reload), admin_grpc.add_AlignmentAdminServiceServicer_to_server, ())
     health_lanes = {"Check": lanes.health, "List": lanes.health, "Watch": lanes.observe}

@@ -67,7 +67,7 @@ def test_sixteen_idle_streams_leave_health_batches_and_single_calls_answering(se
 def test_a_flood_of_batches_is_refused_at_once_and_health_answers() -> None:
     """More batch calls than the batch lane holds: the rest RESOURCE_EXHAUSTED at once, never a timeout,
     and health answers throughout. The model is held, so the lane stays full for the whole test."""
-    running = start(grpc_threads=4)
+    running = start(max_concurrent_batches=2, max_queued_batches=2)  # a batch lane of 4
     release = threading.Event()
     try:
         assert running.servicer is not None
@@ -75,7 +75,7 @@ def test_a_flood_of_batches_is_refused_at_once_and_health_answers() -> None:
         original = rec.recommend
 
         def held(model: object, assessments: object, **kw: object) -> object:
-            if threading.current_thread().name.startswith("rpc"):
+            if threading.current_thread().name.startswith("batch"):
                 release.wait(20)
             return original(model, assessments, **kw)  # type: ignore[arg-type]
 
@@ -91,7 +91,7 @@ def test_a_flood_of_batches_is_refused_at_once_and_health_answers() -> None:
                 err = f.exception()
                 assert err is not None and err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err  # type: ignore[attr-defined]
             refused = len(finished)
-            assert refused == 36, refused  # 4 admitted (the lane's threads), the rest refused
+            assert refused == 36, refused  # 4 admitted (2 running, 2 waiting for a slot), the rest refused
             for _ in range(5):
                 assert _check(running.port) == SERVING
             release.set()
