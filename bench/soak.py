@@ -123,7 +123,7 @@ def _loop(name: str, address: str, stop: threading.Event, record: Callable[[str,
 
 
 def run(minutes: float, workers: int, interval_s: float, *, unary: int = 2, batch: int = 3, stream: int = 2,
-        hostile: int = 1, log: Callable[[str], None] = print) -> Soak:
+        hostile: int = 1, log: Callable[[str], None] = print, checkout: Path = ROOT) -> Soak:
     port = procs.free_port()
     address = f"127.0.0.1:{port}"
     soak = Soak()
@@ -160,7 +160,7 @@ def run(minutes: float, workers: int, interval_s: float, *, unary: int = 2, batc
 
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         argv = [sys.executable, "-m", "service", "--address", address, "--workers", str(workers), "--models-dir", str(ROOT / "models")]
-        p = procs.await_serving(procs.spawn("service", argv, Path(tmp), cwd=ROOT, port=port))
+        p = procs.await_serving(procs.spawn("service", argv, Path(tmp), cwd=checkout, port=port))
         stop = threading.Event()
         threads: list[threading.Thread] = []
         try:
@@ -208,10 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--interval", type=float, default=10.0, help="seconds between RSS samples")
+    ap.add_argument("--clients", default="2,3,2,1", help="unary,batch,stream,hostile client connections")
+    ap.add_argument("--checkout", type=Path, default=ROOT, help="run the service of another checkout (before/after)")
     a = ap.parse_args(argv)
     print(f"# bench.soak {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: {a.minutes:g} min, {a.workers} worker(s); "
-          "clients: 2 unary, 3 batch (1000/call), 2 stream (50 updates/session), 1 hostile", flush=True)
-    soak = run(a.minutes, a.workers, a.interval, log=lambda s: print(s, flush=True))
+          f"clients (unary, batch of 1000, stream of 50 updates, hostile): {a.clients}", flush=True)
+    u, b, st, h = (int(x) for x in a.clients.split(","))
+    soak = run(a.minutes, a.workers, a.interval, unary=u, batch=b, stream=st, hostile=h, log=lambda s: print(s, flush=True),
+               checkout=a.checkout)
     print(soak.table())
     print(soak.summary())
     ok = soak.passed()
