@@ -34,3 +34,21 @@ def test_recommend_through_reflection_only(server: RunningServer) -> None:
     body = json.dumps({"assessment": json.loads((EXAMPLES / "well_aligned_transtibial.json").read_text())})
     out = json.loads(_grpcurl(server.port, "-d", body, "prosthetic_alignment.v1.AlignmentService/RecommendAdjustments"))
     assert out["recommendation"]["model"]["version"]
+
+
+def test_a_big_rejection_reaches_grpcurl_with_its_details(server: RunningServer) -> None:
+    """The bounded error details (issue 15, finding 2) as a grpc-go client sees them. grpcurl's own
+    limit is larger than grpcio's, so this held before too: test_hostile_input is the regression test."""
+    assert GRPCURL is not None
+    assessment = json.loads((EXAMPLES / "well_aligned_transtibial.json").read_text())
+    assessment["features"] = [{"name": f"no_such_feature_{i:03d}_with_a_long_name", "value": 1.0} for i in range(120)]
+    out = subprocess.run(
+        [GRPCURL, "-plaintext", "-max-time", "10", "-format-error", "-d", json.dumps({"assessment": assessment}),
+         f"127.0.0.1:{server.port}", "prosthetic_alignment.v1.AlignmentService/RecommendAdjustments"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode != 0
+    status = json.loads(out.stderr[out.stderr.index("{"):])
+    assert status["code"] == 3, out.stderr[:500]  # INVALID_ARGUMENT
+    kinds = {d["@type"].rsplit("/", 1)[-1] for d in status["details"]}
+    assert {"google.rpc.BadRequest", "google.rpc.ErrorInfo"} <= kinds
