@@ -31,11 +31,16 @@ def _free_port() -> int:
 def _run(port: int, workers: int, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "service", "--address", f"127.0.0.1:{port}", "--workers", str(workers),
            "--models-dir", str(MODELS_DIR), *args]
+    # Its own process group, so a supervisor that did not exit is stopped with its forked workers.
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
     try:
-        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=EXIT_WITHIN_S,
-                              env={**os.environ, **(env or {})})
-    except subprocess.TimeoutExpired as exc:  # the restart loop: subprocess.run killed it
-        raise AssertionError(f"still running after {EXIT_WITHIN_S:g} s (restart loop?): {exc.stderr!r}"[-2000:]) from None
+        out, err = proc.communicate(timeout=EXIT_WITHIN_S)
+    except subprocess.TimeoutExpired:  # the restart loop, or a second instance that started
+        os.killpg(proc.pid, signal.SIGKILL)
+        _out, err = proc.communicate()
+        raise AssertionError(f"still running after {EXIT_WITHIN_S:g} s (restart loop?): {err[-2000:]!r}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _assert_clean_failure(out: subprocess.CompletedProcess[str], words: str) -> None:
@@ -80,7 +85,8 @@ def test_invalid_settings_are_one_line() -> None:
 def _start(port: int, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "service", "--address", f"127.0.0.1:{port}", "--workers", "2", "--models-dir", str(MODELS_DIR)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})},
+        start_new_session=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -96,8 +102,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+            pass
+    try:  # whatever is left of its group (forked workers)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait(5)
 
 
 @pytest.fixture
