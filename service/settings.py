@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     max_queued_batches: int = Field(
         6, ge=0, description="batch calls waiting for a slot per worker; more are RESOURCE_EXHAUSTED at once"
     )
-    max_concurrent_rpcs: int = Field(256, ge=1, description="in-flight calls per worker before RESOURCE_EXHAUSTED")
+    max_concurrent_rpcs: int = Field(
+        256, ge=1, description="calls in progress per worker (all lanes but health) before RESOURCE_EXHAUSTED"
+    )
     # Each open stream session holds one thread of its own lane (and a reader thread): idle ones can
     # take at most this share, never the threads of health, single calls or batches (api/lanes.py).
     max_concurrent_streams: int = Field(
@@ -64,12 +66,15 @@ class Settings(BaseSettings):
     )
     max_stream_messages: int = Field(100_000, ge=1, description="messages in one stream session")
     stream_idle_timeout_s: float = Field(300.0, gt=0, description="close a stream idle this long")
-    grpc_threads: int = Field(16, ge=1, le=512, description="handler threads per worker")
+    grpc_threads: int = Field(
+        16, ge=1, le=512, description="handler threads per worker for admin and other calls without a lane of their own"
+    )
     # Single-assessment calls are CPU-bound under one GIL: 16 of them interleaving on 16 threads cost
     # ~15-20% more CPU per call than a short queue in front of one thread, and one beat two by 11%
     # with 2 workers at c=64 (bench/RESULTS.md). A call takes well under a millisecond, so the queue
-    # stays short. Streams, batches, health and reflection keep the grpc_threads pool, so a long
-    # stream session or batch never holds up a single call's lane, nor the other way round.
+    # stays short. Streams, batches, recordings, health and reflection have lanes of their own
+    # (api/lanes.py), so a long stream session or batch never holds up a single call, nor the other
+    # way round.
     unary_threads: int = Field(
         1, ge=1, le=64, description="threads per worker for RecommendAdjustments and GetModel (own queue)"
     )
