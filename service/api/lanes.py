@@ -23,7 +23,8 @@ A call's lane is checked when it arrives, in grpc's poll thread before anything 
 (AdmissionInterceptor): a full lane, or work lanes together holding max_concurrent_rpcs calls, is
 answered RESOURCE_EXHAUSTED at once from the `reject` pool, never left waiting in a queue. So an
 idle stream holds a thread of the stream lane only (a bounded share), and health has threads no
-other call can take. grpc's own global limit (maximum_concurrent_rpcs) is off: it counts health too.
+other call can take. grpc's own global limit (maximum_concurrent_rpcs) counts health too, so it is
+only a backstop far above the lanes (Lanes.backstop).
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ REJECT_THREADS = 2
 # Recordings are CPU-bound numpy work under one GIL: two at a time use the core, two more may wait.
 RECORDINGS_THREADS = 2
 RECORDINGS_QUEUE = 4
+# Refusals waiting for a `reject` thread, beyond every lane's own bound: past this grpc's global
+# limit (maximum_concurrent_rpcs) refuses in its poll thread, health included. Only a flood far
+# beyond what the refusal threads keep up with gets there; it keeps that flood's memory bounded.
+REJECT_BACKLOG = 1024
 
 
 class LanePool(futures.ThreadPoolExecutor):
@@ -92,6 +97,11 @@ class Lanes:
     @property
     def pools(self) -> tuple[LanePool, ...]:
         return (self.rpc, self.unary, self.batch, self.recordings, self.stream, self.health, self.observe, self.reject)
+
+    @property
+    def backstop(self) -> int:
+        """grpc's global limit: every lane full plus REJECT_BACKLOG refusals queued."""
+        return sum(p.limit for p in self.pools if p is not self.reject) + REJECT_BACKLOG
 
     def refusal(self, lane: LanePool) -> str | None:
         """Why a new call on `lane` is refused now, or None to admit it."""

@@ -383,8 +383,9 @@ def grpc_server(
         interceptors=list(interceptors),
         # Past this many in-flight calls RESOURCE_EXHAUSTED at once instead of queueing without
         # bound (back-pressure the client can see and retry elsewhere). With lanes the admission
-        # interceptor does it per lane: grpc's global count would refuse health checks too.
-        maximum_concurrent_rpcs=None if lanes is not None else s.max_concurrent_rpcs,
+        # interceptor does it per lane, and grpc's global count (which would refuse health checks
+        # too) is only a backstop above them.
+        maximum_concurrent_rpcs=lanes.backstop if lanes is not None else s.max_concurrent_rpcs,
     )
 
 
