@@ -29,7 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic converts the strings
     except ValidationError as exc:
-        print(f"invalid settings:\n{exc}", file=sys.stderr)
+        # One line, like every other start-up failure (exit 2).
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+        print(f"invalid settings: {problems}", file=sys.stderr)
         return 2
     configure(settings.log_level, settings.log_format)
     from service.api.server import serve  # imported late: settings errors should not need grpc

@@ -78,7 +78,14 @@ class AlignmentClient:
         timeout_s: float = 10.0,
         max_message_bytes: int = 64 * 1024 * 1024,
     ) -> AlignmentClient:
-        options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            # Without this grpcio shares one connection among all channels to the same address, so
+            # several clients (or channels) would still land on one server worker: SO_REUSEPORT
+            # spreads connections, not calls.
+            ("grpc.use_local_subchannel_pool", 1),
+        ]
         if ca_file is not None:
             creds = grpc.ssl_channel_credentials(
                 root_certificates=Path(ca_file).read_bytes(),

@@ -12,7 +12,9 @@
     ├── PermissionDeniedError           PERMISSION_DENIED: credentials without the needed right
     ├── RecordConflictError             ALREADY_EXISTS: a fitting_id already stored with other content
     ├── RecordingDisabledError          FAILED_PRECONDITION: RecordFitting while recording is off
-    └── StoreUnavailableError           UNAVAILABLE (with a retry delay): the record store did not commit
+    ├── StoreUnavailableError           UNAVAILABLE (with a retry delay): the record store did not commit
+    └── ConfigurationError              start-up only: settings that cannot serve (port taken, TLS key
+                                        not matching its certificate, short token); exit code 2
 
 No grpc import here: the core raises domain errors, the edge translates them.
 """
@@ -110,3 +112,7 @@ class StoreUnavailableError(AlignmentError):
     def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class ConfigurationError(AlignmentError):
+    reason = "CONFIGURATION_INVALID"

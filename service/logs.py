@@ -35,3 +35,6 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Python warnings (numpy's RuntimeWarnings on degenerate signals, deprecations) through the
+    # same handler: one JSON line each on the "py.warnings" logger instead of raw stderr text.
+    logging.captureWarnings(True)

@@ -29,9 +29,19 @@ class Settings(BaseSettings):
     tls_client_ca_file: Path | None = Field(None, description="CA for client certificates; enables mutual TLS")
     auth_tokens: SecretStr | None = Field(None, description="comma-separated bearer tokens (name=token or token)")
     auth_tokens_file: Path | None = Field(None, description="file with one bearer token per line (name=token)")
+    tls_client_allowed_names: str = Field(
+        "",
+        description="mutual TLS: comma-separated client identities (certificate SAN or CN) allowed to call; "
+        "empty = any certificate the client CA signed",
+    )
     admin_tokens: SecretStr | None = Field(None, description="comma-separated tokens allowed to call admin RPCs")
     auth_exempt_health: bool = Field(True, description="health and reflection answer without a token")
     allow_insecure_remote: bool = Field(False, description="allow plaintext on a non-loopback address")
+    # Workers share their port through SO_REUSEPORT, which would also let a second instance join
+    # silently and take part of the connections: refused unless this is set.
+    allow_shared_port: bool = Field(
+        False, description="start even if another process already listens on the port (the kernel splits connections)"
+    )
 
     # Limits.
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="largest request or response")
@@ -41,15 +51,30 @@ class Settings(BaseSettings):
     # Batch calls are CPU-bound under one GIL: running more at once per worker adds no throughput,
     # only memory (each 1000-assessment call holds ~10-20 MB of objects while it runs).
     max_concurrent_batches: int = Field(2, ge=1, description="batch calls a worker runs at once; more wait")
-    max_concurrent_rpcs: int = Field(256, ge=1, description="in-flight calls per worker before RESOURCE_EXHAUSTED")
+    # Each waiting batch holds its parsed request: with 2 running and 6 waiting a worker holds at most
+    # 8, enough for 8 client connections on one worker (bench batch-w2-c8), and refuses the rest.
+    max_queued_batches: int = Field(
+        6, ge=0, description="batch calls waiting for a slot per worker; more are RESOURCE_EXHAUSTED at once"
+    )
+    max_concurrent_rpcs: int = Field(
+        256, ge=1, description="calls in progress per worker (all lanes but health) before RESOURCE_EXHAUSTED"
+    )
+    # Each open stream session holds one thread of its own lane (and a reader thread): idle ones can
+    # take at most this share, never the threads of health, single calls or batches (api/lanes.py).
+    max_concurrent_streams: int = Field(
+        16, ge=1, le=512, description="stream sessions a worker holds open at once; more are RESOURCE_EXHAUSTED"
+    )
     max_stream_messages: int = Field(100_000, ge=1, description="messages in one stream session")
     stream_idle_timeout_s: float = Field(300.0, gt=0, description="close a stream idle this long")
-    grpc_threads: int = Field(16, ge=1, le=512, description="handler threads per worker")
+    grpc_threads: int = Field(
+        16, ge=1, le=512, description="handler threads per worker for admin and other calls without a lane of their own"
+    )
     # Single-assessment calls are CPU-bound under one GIL: 16 of them interleaving on 16 threads cost
     # ~15-20% more CPU per call than a short queue in front of one thread, and one beat two by 11%
     # with 2 workers at c=64 (bench/RESULTS.md). A call takes well under a millisecond, so the queue
-    # stays short. Streams, batches, health and reflection keep the grpc_threads pool, so a long
-    # stream session or batch never holds up a single call's lane, nor the other way round.
+    # stays short. Streams, batches, recordings, health and reflection have lanes of their own
+    # (api/lanes.py), so a long stream session or batch never holds up a single call, nor the other
+    # way round.
     unary_threads: int = Field(
         1, ge=1, le=64, description="threads per worker for RecommendAdjustments and GetModel (own queue)"
     )
@@ -109,6 +134,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_allowed_names.strip() and self.tls_client_ca_file is None:
+            raise ValueError("tls_client_allowed_names needs mutual TLS (tls_client_ca_file)")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("mutual TLS (tls_client_ca_file) needs tls_cert_file and tls_key_file")
         if self.min_change_deg > self.max_step_deg or self.min_change_mm > self.max_step_mm:
@@ -143,6 +170,10 @@ class Settings(BaseSettings):
                 "records_url is set but no records_tokens: only tokens with the records scope may write records "
                 "(ALIGN_RECORDS_TOKENS=name=token)"
             )
+
+    @property
+    def client_allowed_names(self) -> frozenset[str]:
+        return frozenset(n.strip() for n in self.tls_client_allowed_names.split(",") if n.strip())
 
     @property
     def tls_enabled(self) -> bool:

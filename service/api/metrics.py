@@ -162,16 +162,19 @@ class _TracingInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return wrapped
 
         kw = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+
+        def on_pool_of(src: Any, dst: Any) -> Any:
+            pool = getattr(src, "experimental_thread_pool", None)
+            if pool is not None:  # keep the method on its own pool (server.on_pool, api/lanes.py)
+                dst.experimental_thread_pool = pool
+            return dst
+
         if handler.unary_unary is not None:
-            traced = unary(handler.unary_unary)
-            pool = getattr(handler.unary_unary, "experimental_thread_pool", None)
-            if pool is not None:  # keep the method on its own pool (server.on_pool)
-                traced.experimental_thread_pool = pool  # type: ignore[attr-defined]
-            return grpc.unary_unary_rpc_method_handler(traced, **kw)
+            return grpc.unary_unary_rpc_method_handler(on_pool_of(handler.unary_unary, unary(handler.unary_unary)), **kw)
         if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kw)
+            return grpc.stream_unary_rpc_method_handler(on_pool_of(handler.stream_unary, unary(handler.stream_unary)), **kw)
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kw)
+            return grpc.unary_stream_rpc_method_handler(on_pool_of(handler.unary_stream, streaming(handler.unary_stream)), **kw)
         if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kw)
+            return grpc.stream_stream_rpc_method_handler(on_pool_of(handler.stream_stream, streaming(handler.stream_stream)), **kw)
         return handler

@@ -19,7 +19,8 @@ from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as 
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 from service.api import convert, recordings
 from service.api import records as records_convert
-from service.api.errors import abort, code_for, item_error
+from service.api.decoding import Undecodable
+from service.api.errors import abort, clip, code_for, item_error
 from service.api.metrics import Metrics
 from service.domain import GaitAssessment, Recommendation
 from service.errors import AlignmentError, InvalidInputError, LimitExceededError, RecordingDisabledError, Violation
@@ -48,6 +49,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         max_stream_messages: int,
         stream_idle_timeout_s: float = 300.0,
         max_concurrent_batches: int = 2,
+        max_response_bytes: int = 8 * 1024 * 1024,
         recorder: Recorder | None = None,
     ) -> None:
         self.registry = registry
@@ -57,6 +59,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         self.metrics = metrics
         self.limits = limits
         self.max_batch_size = max_batch_size
+        self.max_response_bytes = max_response_bytes
         # Batch calls beyond this many wait for a slot (within their deadline) instead of running
         # together: same throughput on one core, bounded memory (Settings.max_concurrent_batches).
         self._batch_slots = threading.BoundedSemaphore(max_concurrent_batches)
@@ -92,8 +95,9 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
 
     def _count_rejections(self, exc: BaseException) -> None:
         if isinstance(exc, InvalidInputError):
-            for v in exc.violations:
-                self.metrics.rejected.labels(v.reason).inc()
+            # One metric update per reason: a bad batch item can carry 256 violations.
+            for reason, k in Counter(v.reason for v in exc.violations).items():
+                self.metrics.rejected.labels(reason).inc(k)
 
     def _count(self, rpc: str, recs: list[Recommendation]) -> None:
         m = self.metrics
@@ -177,7 +181,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         results: list[Recommendation | pb.ItemError | None] = [None] * len(msgs)
         for i, exc in errors.items():
             self._count_rejections(exc)
-            results[i] = item_error(_prefixed_error(exc, f"assessments[{i}]."))
+            results[i] = item_error(exc, f"assessments[{i}].")
         if batch is not None and _expired(context):
             # Validation of a big batch can outlast the deadline: skip the model work nobody awaits.
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline expired before the model ran")
@@ -186,10 +190,27 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
             for rec, i in zip(recs, good, strict=True):
                 results[i] = rec
             self._count("BatchRecommendAdjustments", recs)
-        return convert.batch_response(model.ref, [(m.assessment_id, r) for m, r in zip(msgs, results, strict=True)])
+        items = [(m.assessment_id, r) for m, r in zip(msgs, results, strict=True)]
+        resp = convert.batch_response(model.ref, items)
+        if resp.ByteSize() > self.max_response_bytes and errors:
+            # Over the limit grpc would fail the whole call and the client get nothing: the bad
+            # items keep their code, reason and message, and say their field details were dropped.
+            for i in errors:
+                err = results[i]
+                assert isinstance(err, pb.ItemError)
+                del err.field_violations[:]
+                err.message = clip(err.message, 160) + " (field details dropped: the answer had to fit max_message_bytes)"
+            resp = convert.batch_response(model.ref, items)
+        size = resp.ByteSize()
+        if size > self.max_response_bytes:
+            raise LimitExceededError(
+                f"the answer to {len(msgs)} assessments would be {size} bytes, over the "
+                f"{self.max_response_bytes}-byte message limit: send smaller batches"
+            )
+        return resp
 
     def StreamRecommendAdjustments(
-        self, request_iterator: Iterator[spb.StreamRecommendAdjustmentsRequest], context: grpc.ServicerContext
+        self, request_iterator: Iterator[spb.StreamRecommendAdjustmentsRequest | Undecodable], context: grpc.ServicerContext
     ) -> Iterator[spb.StreamRecommendAdjustmentsResponse]:
         m = self.metrics
         m.in_flight.inc()
@@ -201,6 +222,11 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
                     code = "RESOURCE_EXHAUSTED"
                     abort(context, LimitExceededError(f"stream exceeded {self.max_stream_messages} messages"))
                 resp = spb.StreamRecommendAdjustmentsResponse(sequence=seq)
+                if isinstance(req, Undecodable):  # its own error answer; the fitting goes on
+                    self._count_rejections(req.error)
+                    resp.error.CopyFrom(item_error(req.error))
+                    yield resp
+                    continue
                 try:
                     model = self.registry.get(req.model_version)
                     a = self._validate(req.assessment)
@@ -350,18 +376,6 @@ def _idle_limited(requests: Iterator[T], timeout_s: float, context: grpc.Service
             yield item  # type: ignore[misc]
     finally:
         done.set()
-
-
-def _prefixed_error(exc: InvalidInputError, prefix: str) -> InvalidInputError:
-    """The same error with every field path under `prefix` (a batch item's place in the request)."""
-    return InvalidInputError([_prefixed(v, prefix) for v in exc.violations], message=exc.message)
-
-
-def _prefixed(v: Violation, prefix: str) -> Violation:
-    field = v.field.removeprefix("assessment.")
-    return Violation(
-        prefix + field, v.description, v.reason, v.feature, v.value, v.unit, v.allowed_min, v.allowed_max
-    )
 
 
 def _code_name(exc: BaseException) -> str:

@@ -310,6 +310,26 @@ def two_peaks(curve: FloatArray) -> tuple[float, float, float]:
     return float(curve[i1]), valley, float(curve[i2])
 
 
+def check_sides_distinct(left: Iterable[int], right: Iterable[int], field_name: str, what: str) -> None:
+    """Refuse left and right events that fall on the same frames.
+
+    Walking alternates the feet, so coinciding heel strikes mean one side's track is a copy of the
+    other's (a duplicated channel or keypoint track, a stuck marker): every step time would be 0 s
+    and the cadence infinite. An isolated coincidence is tolerated; callers skip zero-length steps.
+    """
+    lt, rt = list(left), list(right)
+    if not lt or not rt:
+        return
+    same = len(set(lt) & set(rt))
+    fewer = min(len(lt), len(rt))
+    if 2 * same >= fewer:
+        raise InvalidValueError(
+            field_name,
+            f"left and right {what} fall on the same frames ({same} of {fewer}): the two sides' tracks "
+            "look identical (a copied channel or a stuck marker)",
+        )
+
+
 def median_or_nan(values: Iterable[float]) -> float:
     arr = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
     return float(np.median(arr)) if arr.size else math.nan
@@ -332,6 +352,7 @@ __all__ = [
     "check_channels",
     "check_rate",
     "check_same_length",
+    "check_sides_distinct",
     "coerce_side",
     "contact_intervals",
     "local_maxima",

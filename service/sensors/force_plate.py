@@ -115,6 +115,8 @@ def extract_force_plate(
             out.add("vgrf_push_off_peak_prosthetic_bw", median_or_nan(p[2] / weight_n for p in peaks), "second-half vGRF max / BW", len(st), prec)
             pct = []
             for a, b in st:
+                if b - a < 4:  # too few samples for two halves (a very low sampling rate): no proxy
+                    continue
                 # Heel-off proxy from force alone: the trough between the two peaks is mid-stance
                 # unloading; heel rise starts where the force climbs back through the trough level.
                 i1 = int(np.argmax(f[a : a + (b - a) // 2]))

@@ -27,6 +27,7 @@ from service.sensors.base import (
     check_channels,
     check_rate,
     check_same_length,
+    check_sides_distinct,
     coerce_side,
     contact_intervals,
     median_or_nan,
@@ -85,9 +86,11 @@ def extract_insole(
         if s is side:
             out.add("vgrf_push_off_peak_prosthetic_bw", median_or_nan(p[2] / weight_n for p in peaks), "second-half max / BW", len(st), prec_force)
     out.add_asymmetry("stance_time_asymmetry_pct", "stance_time_prosthetic_s", "stance_time_sound_s", Precision.HIGH)
+    check_sides_distinct((a for a, _ in stances[Side.LEFT]), (a for a, _ in stances[Side.RIGHT]), "left_total_n/right_total_n", "foot contacts")
     ics = sorted(a for s in Side for a, _ in stances[s])
-    if len(ics) >= 3:
-        steps = np.diff(ics) / fs
+    steps = np.diff(ics) / fs
+    steps = steps[steps > 0]  # an isolated coinciding left/right contact is no step
+    if len(ics) >= 3 and steps.size:
         out.add("cadence_steps_per_min", 60.0 / float(np.median(steps)), "60 / median step time (all contacts)", len(steps), Precision.HIGH)
     heel = sig.get(f"{side.prefix}_heel_n")
     if heel is not None:

@@ -33,6 +33,7 @@ from service.sensors.base import (
     check_channels,
     check_rate,
     check_same_length,
+    check_sides_distinct,
     coerce_side,
     local_maxima,
     median_or_nan,
@@ -165,6 +166,7 @@ def extract_mocap(
     frame = lab_frame(m)
     ev_auto, direction = detect_events(m, fs, frame)
     ev = events or ev_auto
+    check_sides_distinct(ev.heel_strike[Side.LEFT], ev.heel_strike[Side.RIGHT], "left_heel/right_heel", "heel strikes")
     out = FeatureCollector(SensorKind.MOTION_CAPTURE)
     role = {side: "prosthetic", side.other: "sound"}
     sign_p = 1.0 if side is Side.LEFT else -1.0  # left-positive -> toward-prosthesis positive
@@ -188,7 +190,7 @@ def extract_mocap(
     widths: list[float] = []
     step_times: list[float] = []
     for (h0, s0), (h1, s1) in itertools.pairwise(all_hs):
-        if s0 is s1 or (h1 - h0) / fs > 1.5:
+        if s0 is s1 or h1 <= h0 or (h1 - h0) / fs > 1.5:  # h1 == h0: coinciding strikes, no step
             continue
         d = m[f"{s1.prefix}_heel"][h1] - m[f"{s0.prefix}_heel"][h1]
         step_len[s1].append(abs(float(d @ frame.forward)))

@@ -23,6 +23,7 @@ from service.sensors.base import (
     SensorKind,
     Side,
     check_rate,
+    check_sides_distinct,
     coerce_side,
     local_maxima,
     median_or_nan,
@@ -122,10 +123,12 @@ def extract_video_pose(
                 stances[s].append((h, later[0]))
         out.add(f"stance_time_{role[s]}_s", median_or_nan((b - a) / fs for a, b in stances[s]), "ankle fore/aft extremes vs hip", len(stances[s]), Precision.LOW)
     out.add_asymmetry("stance_time_asymmetry_pct", "stance_time_prosthetic_s", "stance_time_sound_s", Precision.LOW)
+    check_sides_distinct(events[Side.LEFT][0], events[Side.RIGHT][0], "keypoints", "ankle heel strikes")
     all_hs = sorted(h for s in Side for h in events[s][0])
-    if len(all_hs) < 2:
-        raise NoCompleteStrideError("keypoints", "fewer than two heel strikes detected from the ankles")
     steps = np.diff(all_hs) / fs
+    steps = steps[steps > 0]  # an isolated coinciding left/right strike is no step
+    if len(all_hs) < 2 or steps.size == 0:
+        raise NoCompleteStrideError("keypoints", "fewer than two heel strikes detected from the ankles")
     out.add("cadence_steps_per_min", 60.0 / float(np.median(steps)), "60 / median step time", len(steps), Precision.LOW)
     hp, kn, an = (j[f"{side.prefix}_{n}"] for n in ("hip", "knee", "ankle"))
     a_vec, b_vec = kn - hp, an - kn

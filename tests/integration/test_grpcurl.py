@@ -72,3 +72,21 @@ def test_a_bad_request_shows_its_field_violations(server: RunningServer) -> None
     [bad] = [d for d in status["details"] if d["@type"] == "type.googleapis.com/google.rpc.BadRequest"]
     assert bad["field_violations"][0]["field"] == "assessment.features[0].value"
     assert bad["field_violations"][0]["reason"] == "FEATURE_OUT_OF_RANGE"
+
+
+def test_a_big_rejection_reaches_grpcurl_with_its_details(server: RunningServer) -> None:
+    """The bounded error details (issue 15, finding 2) as a grpc-go client sees them. grpcurl's own
+    limit is larger than grpcio's, so this held before too: test_hostile_input is the regression test."""
+    assert GRPCURL is not None
+    assessment = json.loads((EXAMPLES / "well_aligned_transtibial.json").read_text())
+    assessment["features"] = [{"name": f"no_such_feature_{i:03d}_with_a_long_name", "value": 1.0} for i in range(120)]
+    out = subprocess.run(
+        [GRPCURL, "-plaintext", "-max-time", "10", "-format-error", "-d", json.dumps({"assessment": assessment}),
+         f"127.0.0.1:{server.port}", "prosthetic_alignment.v1.AlignmentService/RecommendAdjustments"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert out.returncode != 0
+    status = json.loads(out.stderr[out.stderr.index("{"):])
+    assert status["code"] == 3, out.stderr[:500]  # INVALID_ARGUMENT
+    kinds = {d["@type"].rsplit("/", 1)[-1] for d in status["details"]}
+    assert {"google.rpc.BadRequest", "google.rpc.ErrorInfo"} <= kinds

@@ -219,8 +219,8 @@ def test_batch_calls_beyond_the_slots_wait_within_their_deadline() -> None:
 @pytest.mark.parametrize("overrides", [{}, {"tracing": True}, {"auth_tokens": "lane-test-token-0123456789"}], ids=["plain", "traced", "auth"])
 def test_single_calls_run_on_their_own_pool_and_streams_and_batches_do_not(overrides: dict[str, object]) -> None:
     """RecommendAdjustments and GetModel run on the `unary` threads (Settings.unary_threads), through
-    the interceptors too; batches and stream sessions stay on the server's pool. Fails if grpc drops
-    the per-method thread-pool hook the lane relies on."""
+    the interceptors too; stream sessions and batches on their own lanes. Fails if grpc drops the
+    per-method thread-pool hook the lanes rely on (api/lanes.py)."""
     running = start(unary_threads=1, **overrides)
     try:
         assert running.servicer is not None
@@ -241,8 +241,8 @@ def test_single_calls_run_on_their_own_pool_and_streams_and_batches_do_not(overr
             c.get_model()
         single, batch, stream = seen
         assert single[1].startswith("unary"), seen
-        assert batch[0] == 2 and batch[1].startswith("rpc"), seen
-        assert stream[1].startswith("rpc"), seen
+        assert batch[0] == 2 and batch[1].startswith("batch"), seen
+        assert stream[1].startswith("stream"), seen
     finally:
         running.stop(0.5)
 

@@ -13,6 +13,7 @@ from service._generated.prosthetic_alignment.v1 import alignment_admin_service_p
 from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
 from service.api.server import RunningServer
 from service.client import AlignmentClient, load_assessment
+from service.errors import ConfigurationError
 from service.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import rpc_error, start
@@ -141,7 +142,7 @@ def test_health_can_require_a_token(tmp_path: Path) -> None:
 
 
 def test_short_tokens_are_refused_at_startup() -> None:
-    with pytest.raises(ValueError, match="shorter than 16"):
+    with pytest.raises(ConfigurationError, match="shorter than 16"):
         start(auth_tokens="a=short")
 
 
@@ -153,3 +154,54 @@ def test_plaintext_off_loopback_needs_explicit_opt_in() -> None:
     s = Settings(address="192.0.2.10:50051", allow_insecure_remote=True)
     assert not s.tls_enabled and not s.is_loopback
     assert Settings(address="localhost:1").is_loopback and Settings(address="[::1]:1").is_loopback
+
+
+# ------------------------------------------------------------------------------ issue 15, finding 9
+@pytest.fixture(scope="module")
+def allow_listed_server(pki: Pki) -> Iterator[RunningServer]:
+    running = start(
+        tls_cert_file=pki.server_cert, tls_key_file=pki.server_key, tls_client_ca_file=pki.ca,
+        tls_client_allowed_names="clinic-platform, another-client",
+    )
+    yield running
+    running.stop(0.5)
+
+
+def test_mtls_allow_list_admits_listed_clients_and_refuses_other_certificates_of_the_ca(
+    allow_listed_server: RunningServer, mtls_server: RunningServer, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: any certificate the client CA signed was accepted."""
+    with AlignmentClient.connect(
+        f"127.0.0.1:{allow_listed_server.port}", ca_file=pki.ca, cert_file=pki.client_cert, key_file=pki.client_key, timeout_s=10
+    ) as c:
+        assert c.get_model().model.version
+    for port, expected in ((mtls_server.port, None), (allow_listed_server.port, grpc.StatusCode.PERMISSION_DENIED)):
+        with caplog.at_level("WARNING", logger="service.auth"), AlignmentClient.connect(
+            f"127.0.0.1:{port}", ca_file=pki.ca, cert_file=pki.unlisted_cert, key_file=pki.unlisted_key, timeout_s=10
+        ) as c:
+            if expected is None:  # without the list any certificate of the CA passes
+                assert c.get_model().model.version
+            else:
+                assert rpc_error(c.get_model).code() == expected
+                assert c.health() == "SERVING"  # health stays open (auth_exempt_health)
+    refused = [r for r in caplog.records if r.getMessage() == "call refused"]
+    assert refused and refused[-1].client == "unlisted-device"  # type: ignore[attr-defined]
+
+
+def test_auth_refusals_are_logged_with_the_token_name_never_the_token(
+    auth_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "not-a-configured-token-0123456789"
+    with caplog.at_level("WARNING", logger="service.auth"):
+        for token in (None, wrong, USER_TOKEN):
+            with AlignmentClient.connect(f"127.0.0.1:{auth_server.port}", timeout_s=10, token=token) as c:
+                if token == USER_TOKEN:  # a user token calling an admin RPC
+                    stub = admin_grpc.AlignmentAdminServiceStub(c.channel)
+                    with pytest.raises(grpc.RpcError):
+                        stub.ReloadModels(admin_pb.ReloadModelsRequest(), timeout=10, metadata=[("authorization", f"Bearer {token}")])
+                else:
+                    rpc_error(c.get_model)
+    refused = [r for r in caplog.records if r.getMessage() == "call refused"]
+    assert [r.token_name for r in refused] == ["none", "unknown", "clinic-a"], refused  # type: ignore[attr-defined]
+    text = " ".join(str(r.__dict__) for r in caplog.records)
+    assert wrong not in text and USER_TOKEN not in text

@@ -95,6 +95,8 @@ class Pki:
     client_key: Path
     rogue_cert: Path  # signed by a different CA
     rogue_key: Path
+    unlisted_cert: Path  # signed by the CA, another identity (CN "unlisted-device")
+    unlisted_key: Path
 
 
 def make_pki(directory: Path) -> Pki:
@@ -168,6 +170,7 @@ def make_pki(directory: Path) -> Pki:
     srv = leaf("localhost", root, server=True)
     cli = leaf("clinic-platform", root, server=False)
     rogue = leaf("rogue-client", other, server=False)
+    unlisted = leaf("unlisted-device", root, server=False)
     directory.mkdir(parents=True, exist_ok=True)
     return Pki(
         ca=write_cert(root[0], directory / "ca.pem"),
@@ -177,6 +180,8 @@ def make_pki(directory: Path) -> Pki:
         client_key=write_key(cli[1], directory / "client.key"),
         rogue_cert=write_cert(rogue[0], directory / "rogue.pem"),
         rogue_key=write_key(rogue[1], directory / "rogue.key"),
+        unlisted_cert=write_cert(unlisted[0], directory / "unlisted.pem"),
+        unlisted_key=write_key(unlisted[1], directory / "unlisted.key"),
     )
 
 

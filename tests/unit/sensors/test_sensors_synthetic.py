@@ -306,3 +306,57 @@ def test_observation_mapping() -> None:
         extract_observation({"lateral_trunk_leen": "mild"}, "left")
     with pytest.raises(RecordingError):
         extract_observation({"wide_base": True, "narrow_base": True}, "left")
+
+
+# ---------------------------------------------------------------- degenerate signals (issue 15, finding 1)
+def _walking_markers(n: int = 600, fs: float = FS) -> dict[str, np.ndarray]:
+    """Heels swinging about a pelvis that walks at 1.2 m/s along x; the two heels identical."""
+    t = np.arange(n) / fs
+    x = 1.2 * t
+    heel = np.column_stack([x + 0.3 * np.sin(2 * np.pi * t / 1.1), np.zeros(n), 0.05 + 0.05 * np.maximum(0, np.sin(2 * np.pi * t / 1.1))])
+    hip = np.column_stack([x, np.zeros(n), np.full(n, 0.9)])
+    toe, hip_ml = np.array([0.2, 0.0, 0.0]), np.array([0.0, 0.1, 0.0])
+    return {
+        "left_heel": heel.copy(), "right_heel": heel.copy(), "left_toe": heel + toe, "right_toe": heel + toe,
+        "left_hip": hip + hip_ml, "right_hip": hip - hip_ml,
+    }
+
+
+def test_identical_left_and_right_heel_tracks_are_an_invalid_value_naming_the_channels() -> None:
+    """Both heels on one track put left and right heel strikes on the same frames: a 0 s step time
+    (ZeroDivisionError in the cadence before the fix)."""
+    from service.sensors.errors import InvalidValueError
+    from service.sensors.mocap import extract_mocap
+
+    with pytest.raises(InvalidValueError) as exc:
+        extract_mocap(_walking_markers(), FS, Side.LEFT)
+    assert exc.value.field == "left_heel/right_heel" and "same frames" in exc.value.reason
+
+
+def test_identical_left_and_right_ankle_keypoints_are_an_invalid_value() -> None:
+    from service.sensors.errors import InvalidValueError
+
+    kp = _pose()
+    kp[:, (6, 12, 14, 16)] = kp[:, (5, 11, 13, 15)]  # right side drawn on the left
+    with pytest.raises(InvalidValueError) as exc:
+        extract_video_pose(kp, 30.0, Side.LEFT)
+    assert exc.value.field == "keypoints" and "same frames" in exc.value.reason
+
+
+def test_identical_insole_channels_are_an_invalid_value() -> None:
+    from service.sensors.errors import InvalidValueError
+
+    t = np.arange(600) / FS
+    f = np.maximum(0.0, np.sin(2 * np.pi * t / 1.1)) * 800.0
+    with pytest.raises(InvalidValueError) as exc:
+        extract_insole({"left_total_n": f, "right_total_n": f.copy()}, FS, Side.LEFT, MASS)
+    assert exc.value.field == "left_total_n/right_total_n"
+
+
+def test_two_sample_stances_at_a_low_sampling_rate_give_no_heel_off_proxy_instead_of_failing() -> None:
+    """Found by bench/fuzz.py: at 2 Hz a stance is 2 samples, its first half empty (ValueError from
+    argmax before the fix, INTERNAL on the wire)."""
+    f = np.zeros(40)
+    f[5:7] = f[15:17] = f[25:27] = 700.0
+    res = extract_force_plate({"left_vgrf_n": f, "right_vgrf_n": np.roll(f, 5)}, 2.0, Side.LEFT, MASS)
+    assert "heel_off_prosthetic_pct_stance" not in res.features and "stance_time_prosthetic_s" in res.features
