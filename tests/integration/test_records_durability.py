@@ -61,7 +61,10 @@ def test_no_acknowledged_record_is_lost_across_kill_9(tmp_path: Path, postgres: 
     for name, (acked, stored, per_cycle, lost) in results.items():
         print(f"{name}: {acked} acknowledged over {RESTARTS} kill -9 restarts ({min(per_cycle)}-{max(per_cycle)} "
               f"per cycle), {stored} stored, {len(lost)} lost")
-        assert min(per_cycle) > 0, f"{name}: a cycle acknowledged nothing: {per_cycle}"
+        # The kill comes at a random moment; on a loaded machine it can land before a restarted server
+        # acknowledged anything. Most cycles must have been under recording load.
+        busy = sum(1 for n in per_cycle if n > 0)
+        assert busy >= RESTARTS * 3 // 4, f"{name}: only {busy} of {RESTARTS} cycles acknowledged records: {per_cycle}"
         assert not lost, f"{name}: {len(lost)} acknowledged records lost, e.g. {sorted(lost)[:5]}"
     assert set(results) == set(urls)
 
