@@ -6,6 +6,7 @@ Examples (from the repository root):
     python -m training fit --data examples/training/clinic_sample.csv
     python -m training evaluate
     python -m training export --version 1.0.1 --out models/alignment
+    python -m training fittings --patients 2000                # simulated fittings, every policy
 """
 
 from __future__ import annotations
@@ -89,12 +90,20 @@ def _parser() -> argparse.ArgumentParser:
     fit_args(sp)
     export_args(sp)
     sp.add_argument("--data", type=Path, help="train on this table instead of simulating")
+    sp = sub.add_parser("fittings", help="simulated fittings of an exported model, every policy side by side")
+    sp.add_argument("--model", type=Path, default=DEFAULT_OUT / DEFAULT_VERSION, help="model directory")
+    sp.add_argument("--patients", type=int, default=1000, help="fresh simulated patients per sensor subset")
+    sp.add_argument("--seed", type=int, default=None, help="patients' and walks' seed (default that of the card)")
+    sp.add_argument("--output", type=Path, help="write the result as JSON here")
+    sp.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "fittings":
+        return _fittings(args)
     from training import workflow
 
     workdir: Path = args.workdir
@@ -129,6 +138,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     logging.getLogger("training").info("%s done in %.1f s", args.command, time.perf_counter() - t0)
+    return 0
+
+
+def _fittings(args: argparse.Namespace) -> int:
+    from training import fitting_loop
+    from training.workflow import dump_json
+
+    t0 = time.perf_counter()
+    seed = fitting_loop.SEED if args.seed is None else args.seed
+    res = fitting_loop.run(args.model, n_patients=args.patients, seed=seed, progress=True)
+    if args.output:
+        dump_json(res, args.output)
+    print(fitting_loop.text_report(res))
+    logging.getLogger("training").info("fittings done in %.1f s", time.perf_counter() - t0)
     return 0
 
 

@@ -436,7 +436,10 @@ def write_artifact(
         # written model; its result then joins the manifest and the card.
         t_loop = time.perf_counter()
         manifest["fitting_loop"] = fitting_loop.run(tmp, n_patients=fitting_patients)
-        log.info("closed-loop fittings: %d patients in %.1f s", fitting_patients, time.perf_counter() - t_loop)
+        manifest["metrics"].update(fitting_loop.headline_metrics(manifest["fitting_loop"]))  # GetModel serves these
+        if fitting_loop.plot(manifest["fitting_loop"], tmp / fitting_loop.PLOT_NAME) is not None:
+            manifest["fitting_loop"]["plot"] = fitting_loop.PLOT_NAME  # beside the card, shown in its section
+        log.info("simulated fittings: %d patients in %.1f s", fitting_patients, time.perf_counter() - t_loop)
         dump_json(manifest, tmp / "manifest.json")
     if oracle_config is not None and state.data_kind == "simulated":
         # How far is the model from what the simulated walks allow? Only meaningful for a model of the
