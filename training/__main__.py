@@ -90,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     fit_args(sp)
     export_args(sp)
     sp.add_argument("--data", type=Path, help="train on this table instead of simulating")
-    sp = sub.add_parser("fittings", help="simulated fittings of an exported model, every policy side by side")
+    sp = sub.add_parser("fittings", help="simulated fittings of an exported model, every policy side by side (the oracle on every subset)")
     sp.add_argument("--model", type=Path, default=DEFAULT_OUT / DEFAULT_VERSION, help="model directory")
     sp.add_argument("--patients", type=int, default=1000, help="fresh simulated patients per sensor subset")
     sp.add_argument("--seed", type=int, default=None, help="patients' and walks' seed (default that of the card)")
@@ -147,7 +147,7 @@ def _fittings(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     seed = fitting_loop.SEED if args.seed is None else args.seed
-    res = fitting_loop.run(args.model, n_patients=args.patients, seed=seed, progress=True)
+    res = fitting_loop.run(args.model, n_patients=args.patients, seed=seed, progress=True, oracle_subsets=None)
     if args.output:
         dump_json(res, args.output)
     print(fitting_loop.text_report(res))

@@ -83,6 +83,7 @@ SEED = 6161
 PATIENTS_DEFAULT = 120
 SUBSETS = ("all_sensors", "pylon_only", "imu_only", "video_only", "observation_only")
 POLICIES = ("service", "textbook_rule", "single_walk", "oracle", "ceiling")
+ORACLE_SUBSETS_DEFAULT = ("all_sensors",)
 PLOT_NAME = "fitting_in_band.png"
 CLEAR_Z = 2.0  # a clear deviation (the service's default deviation_z)
 _MIN = np.array([p.min_change for p in catalog.PARAMETERS])
@@ -495,8 +496,12 @@ def run(
     subsets: Sequence[str] = SUBSETS,
     policies: Sequence[str] = POLICIES,
     progress: bool = False,
+    oracle_subsets: Sequence[str] | None = ORACLE_SUBSETS_DEFAULT,
 ) -> dict[str, Any]:
-    """Every policy on the same fresh patients and walk seeds, per sensor subset (manifest 'fitting_loop')."""
+    """Every policy on the same fresh patients and walk seeds, per sensor subset (manifest 'fitting_loop').
+
+    The oracle is the slow one (a posterior over thousands of candidates per walk): by default it runs on
+    `oracle_subsets` only (None: every subset), which keeps `python -m training all` in its budget."""
     t0 = time.perf_counter()
     model = OnnxModel.load(model_dir)
     rng = np.random.default_rng([seed, 0])
@@ -506,14 +511,22 @@ def run(
         "patients": n_patients,
         "seed": seed,
         "policies": list(policies),
+        "oracle_subsets": list(subsets) if oracle_subsets is None else [n for n in subsets if n in oracle_subsets],
         "by_subset": {},
     }
-    tick = _progress_line(len(subsets) * len(policies) * (WALKS - 1)) if progress else None
+    seconds: dict[str, float] = {}
+    n_runs = sum(
+        len([n for n in policies if n != "oracle" or oracle_subsets is None or name in oracle_subsets]) for name in subsets
+    )
+    tick = _progress_line(n_runs * (WALKS - 1)) if progress else None
     for k, name in enumerate(subsets):
         kinds = cohort.SENSOR_SUBSETS[name]
         res: dict[str, Any] = {}
-        for pol in make_policies(model, policies):
+        names = [n for n in policies if n != "oracle" or oracle_subsets is None or name in oracle_subsets]
+        for pol in make_policies(model, names):
+            t_pol = time.perf_counter()
             traces = run_policy(pol, patients, kinds, seed, k, progress=None)
+            seconds[pol.name] = seconds.get(pol.name, 0.0) + time.perf_counter() - t_pol
             if tick is not None:
                 tick(WALKS - 1)
             r = summarize(traces)
@@ -525,6 +538,7 @@ def run(
             res[pol.name] = r
         out["by_subset"][name] = res
     out["seconds"] = round(time.perf_counter() - t0, 1)
+    out["seconds_by_policy"] = {k: round(v, 1) for k, v in seconds.items()}
     return out
 
 
@@ -549,6 +563,8 @@ def markdown(result: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for pol in pols:
+            if pol not in a:
+                continue
             r = a[pol]
             lines.append(
                 f"| {pol} | {_f(r['in_band_within_2_walks'])} | {_f(r['in_band_within_4_walks'])} | "
@@ -568,6 +584,8 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [
             f"{_f(res[p]['in_band_within_2_walks'])} / {_f(res[p]['in_band_within_4_walks'])} / "
             f"{_f(res[p]['in_band_within_6_walks'])} ({_f(res[p]['walks_to_band'], '.1f')})"
+            if p in res
+            else "not run"
             for p in pols
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -576,16 +594,17 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [
             "Per amputation level (all sensors): in band within 2 / 4 / 6 walks:",
             "",
-            "| level | misaligned patients | " + " | ".join(pols) + " |",
-            "|---|---|" + "---|" * len(pols),
+            "| level | misaligned patients | " + " | ".join(p for p in pols if p in a) + " |",
+            "|---|---|" + "---|" * len([p for p in pols if p in a]),
         ]
-        levels = sorted({lvl for p in pols for lvl in a[p].get("by_level", {})})
+        run_pols = [p for p in pols if p in a]
+        levels = sorted({lvl for p in run_pols for lvl in a[p].get("by_level", {})})
         for lvl in levels:
-            first = a[pols[0]]["by_level"][lvl]
+            first = a[run_pols[0]]["by_level"][lvl]
             cells = [
                 f"{_f(a[p]['by_level'][lvl]['in_band_within_2_walks'])} / {_f(a[p]['by_level'][lvl]['in_band_within_4_walks'])}"
                 f" / {_f(a[p]['by_level'][lvl]['in_band_within_6_walks'])}"
-                for p in pols
+                for p in run_pols
             ]
             lines.append(f"| {lvl} | {first['misaligned_patients']} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -621,7 +640,7 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     walks = list(range(1, result["walks"] + 1))
-    for pol in result["policies"]:
+    for pol in (p for p in result["policies"] if p in a):
         ax.plot(walks, a[pol]["in_band_by_walk"], marker="o", label=pol)
     ax.set_xlabel("walk")
     ax.set_ylabel("misaligned patients inside the band")
