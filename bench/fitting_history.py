@@ -16,15 +16,12 @@ Loopback only; the server is stopped in `finally`.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from bench import h2load, payloads
 from bench.equivalence import LiveCallContext
@@ -41,15 +38,12 @@ TARGET_RATIO = 2.0
 def requests() -> dict[str, spb.RecommendAdjustmentsRequest]:
     """The sixth walk of a simulated fitting alone, and with its reference, change and 4-walk history."""
     from service import catalog
-    from service.catalog import AmputationLevel
     from training import cohort
     from training import fitting_loop as fl
 
-    p = cohort._draw_patient(np.random.default_rng([1414, 0]), 0)
-    x = np.zeros(len(catalog.PARAMETERS))
+    p = fl.example_patient()
+    x = p.x.copy()
     j = catalog.PARAMETER_NAMES.index("FOOT_MEDIAL_SHIFT")
-    x[j] = -15.0
-    p = dataclasses.replace(p, x=x, level=AmputationLevel.TRANSTIBIAL)
     kinds = cohort.SENSOR_SUBSETS["all_sensors"]
     ctx = pb.PatientContext(
         amputation_level=pb.AMPUTATION_LEVEL_TRANSTIBIAL, prosthetic_side=f"SIDE_{p.side}",
@@ -57,7 +51,7 @@ def requests() -> dict[str, spb.RecommendAdjustmentsRequest]:
     )
     walks: list[list[pb.FeatureValue]] = []
     for k in range(HISTORY_WALKS + 2):
-        w = fl.simulate_walk(p, x, kinds, fl.walk_seed(1414, 0, 0, k))
+        w = fl.simulate_walk(p, x, kinds, fl.walk_seed(fl.EXAMPLE_SEED, 0, 0, k))
         walks.append([
             pb.FeatureValue(name=f.name, value=f.value, source=f"SENSOR_KIND_{f.source.value}")
             for f in w.features if f.source is not None

@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--patients", type=int, default=1000, help="fresh simulated patients per sensor subset")
     sp.add_argument("--seed", type=int, default=None, help="patients' and walks' seed (default that of the card)")
     sp.add_argument("--output", type=Path, help="write the result as JSON here")
+    sp.add_argument(
+        "--write-example", action="store_true", help="only (re)write the example fitting file and exit"
+    )
     sp.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -145,6 +148,11 @@ def _fittings(args: argparse.Namespace) -> int:
     from training import fitting_loop
     from training.workflow import dump_json
 
+    if args.write_example:
+        fitting_loop.EXAMPLE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        dump_json(fitting_loop.example_fitting(), fitting_loop.EXAMPLE_PATH)
+        print(f"wrote {fitting_loop.EXAMPLE_PATH}")
+        return 0
     t0 = time.perf_counter()
     seed = fitting_loop.SEED if args.seed is None else args.seed
     res = fitting_loop.run(args.model, n_patients=args.patients, seed=seed, progress=True, oracle_subsets=None)

@@ -654,6 +654,64 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+EXAMPLE_PATH = Path("examples") / "fittings" / "simulated_foot_outset_transtibial.json"
+EXAMPLE_SEED = 1414
+
+
+def example_patient(seed: int = EXAMPLE_SEED) -> Any:
+    """A simulated transtibial patient whose one clear misalignment is the foot 15 mm too lateral
+    (FOOT_MEDIAL_SHIFT -15 mm): the example fitting's, the integration tests' and the bench's."""
+    p = cohort._draw_patient(np.random.default_rng([seed, 0]), 0)
+    x = np.zeros(len(catalog.PARAMETERS))
+    x[_PIDX[Parameter.FOOT_MEDIAL_SHIFT]] = -15.0
+    return dataclasses.replace(p, x=x, level=_TT)
+
+
+def example_fitting(seed: int = EXAMPLE_SEED) -> dict[str, Any]:
+    """A recorded fitting from the simulator in the `python -m service.client fit FILE` format: the
+    patient context and the walks in order, each with its features (and sensor) and the changes
+    applied after it. The changes are the ceiling's (the right clamped steps), so a replay shows how
+    the answers evolve as the patient reaches the band."""
+    p = example_patient(seed)
+    kinds = cohort.SENSOR_SUBSETS["all_sensors"]
+    (trace,) = run_policy(Ceiling(), [p], kinds, seed)
+    walks: list[dict[str, Any]] = []
+    x = p.x.copy()
+    for k in range(len(trace.alignments)):
+        w = simulate_walk(p, x, kinds, walk_seed(seed, 0, 0, k))
+        walk: dict[str, Any] = {
+            "features": [
+                {"name": f.name, "value": round(f.value, 4), "source": f"SENSOR_KIND_{f.source.value}"}
+                for f in w.features
+                if f.source is not None
+            ]
+        }
+        if k < len(trace.steps):
+            j, change, _ = trace.steps[k]
+            walk["appliedAfter"] = [{"parameter": f"ADJUSTMENT_PARAMETER_{_PARAMS[j].value}", "change": round(change, 3)}]
+            x[j] += change
+        walks.append(walk)
+    return {
+        "description": (
+            "A simulated transtibial fitting (training.fitting_loop.example_fitting, seed "
+            f"{seed}): the foot starts 15 mm too lateral (FOOT_MEDIAL_SHIFT -15 mm); after each walk the "
+            "right clamped step was applied (+10 mm, then +5 mm), so the last walk is inside the band. "
+            "Simulated patient and sensors, not a recording. Replay: python -m service.client fit "
+            f"{EXAMPLE_PATH.as_posix()}; regenerate: python -m training fittings --write-example"
+        ),
+        "assessmentId": f"sim-fitting-{seed}",
+        "patient": {
+            "amputationLevel": f"AMPUTATION_LEVEL_{p.level.value}",
+            "prostheticSide": f"SIDE_{p.side}",
+            "bodyMassKg": round(p.mass, 1),
+            "heightM": round(p.height, 2),
+            "kLevel": p.k_level,
+            "footType": f"FOOT_TYPE_{p.foot}",
+        },
+        "walks": walks,
+    }
+
+
 _METRIC_KEYS = (
     "in_band_within_2_walks",
     "in_band_within_4_walks",
@@ -686,6 +744,8 @@ __all__ = [
     "Ceiling",
     "ServicePolicy",
     "TextbookRule",
+    "example_fitting",
+    "example_patient",
     "headline_metrics",
     "in_band",
     "markdown",

@@ -4,22 +4,22 @@ and the same fitting through the stream, where the server keeps the walks for th
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import queue
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from service import catalog
 from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
-from service.catalog import AmputationLevel
 from service.client import AlignmentClient
 from training import cohort
 from training import fitting_loop as fl
 
 ALL = cohort.SENSOR_SUBSETS["all_sensors"]
-SEED = 1414
+SEED = fl.EXAMPLE_SEED
 _J = {p: j for j, p in enumerate(catalog.PARAMETER_NAMES)}
 _PARAM_PB = {name: pb.AdjustmentParameter.Value(f"ADJUSTMENT_PARAMETER_{name}") for name in catalog.PARAMETER_NAMES}
 _PARAM_NAME = {v: k for k, v in _PARAM_PB.items()}
@@ -34,11 +34,9 @@ LOOP_NOT_YET_SERVED = pytest.mark.xfail(
 
 
 def _patient() -> cohort._Patient:
-    """A transtibial patient whose one clear misalignment is the foot 15 mm too lateral (FOOT_MEDIAL_SHIFT -15)."""
-    p = cohort._draw_patient(np.random.default_rng([SEED, 0]), 0)
-    x = np.zeros(len(catalog.PARAMETERS))
-    x[_J["FOOT_MEDIAL_SHIFT"]] = -15.0
-    return dataclasses.replace(p, x=x, level=AmputationLevel.TRANSTIBIAL)
+    """The example fitting's patient: transtibial, the foot 15 mm too lateral (FOOT_MEDIAL_SHIFT -15)."""
+    p: cohort._Patient = fl.example_patient(SEED)
+    return p
 
 
 def _context(p: cohort._Patient) -> pb.PatientContext:
@@ -186,3 +184,25 @@ def _summary(r: pb.Recommendation) -> str:
     kind = pb.AnswerKind.Name(r.answer_kind)
     adj = ", ".join(f"{_PARAM_NAME[a.parameter]} {_change(a):+.1f}{' trial' if a.trial else ''}" for a in r.adjustments)
     return f"{kind}: {adj or 'none'}"
+
+
+def test_the_example_fitting_replays_walk_by_walk(client: AlignmentClient) -> None:
+    """examples/fittings/: each walk sent with the previous one, the change since it and the earlier
+    walks (as `python -m service.client fit` sends them); the first walk's answer is the right fix."""
+    from google.protobuf import json_format
+
+    root = Path(__file__).resolve().parents[2]
+    raw = json.loads((root / fl.EXAMPLE_PATH).read_text())
+    patient = json_format.ParseDict(raw["patient"], pb.PatientContext())
+    walks = [json_format.ParseDict(w, pb.FittingWalk()) for w in raw["walks"]]
+    answers = []
+    for k, walk in enumerate(walks):
+        a = pb.GaitAssessment(assessment_id=f"example-{k + 1}", patient=patient, features=walk.features)
+        if k:
+            a.reference_features.extend(walks[k - 1].features)
+            a.applied_since_reference.extend(walks[k - 1].applied_after)
+            a.fitting_history.extend(walks[: k - 1])
+        answers.append(client.recommend(a))
+    first = answers[0].adjustments[0]
+    assert _PARAM_NAME[first.parameter] == "FOOT_MEDIAL_SHIFT" and _change(first) > 0
+    assert all(r.model.version for r in answers)

@@ -159,3 +159,18 @@ def test_a_small_run_reports_every_figure(artifact_dir: Path, policy: str) -> No
     assert res["by_subset"]["pylon_only"]["ceiling"]["in_band_within_6_walks"] == 1.0
     m = fl.headline_metrics(res)
     assert m == {}  # headline metrics are all-sensor figures only
+
+
+def test_the_example_fitting_file_is_what_the_simulator_generates() -> None:
+    """examples/fittings/...: regenerate with `python -m training fittings --write-example`."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]
+    on_disk = json.loads((root / fl.EXAMPLE_PATH).read_text())
+    assert on_disk == json.loads(json.dumps(fl.example_fitting()))
+    walks = on_disk["walks"]
+    assert [w.get("appliedAfter") for w in walks] == [
+        [{"parameter": "ADJUSTMENT_PARAMETER_FOOT_MEDIAL_SHIFT", "change": 10.0}],
+        [{"parameter": "ADJUSTMENT_PARAMETER_FOOT_MEDIAL_SHIFT", "change": 5.0}],
+        None,
+    ]
