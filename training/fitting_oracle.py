@@ -202,8 +202,7 @@ class Posterior:
         self.sum_a = np.zeros((k, k))
         self.walks = 0
         self.applied = np.zeros(len(_MIN))
-        self.rows = _row_shifts(self.lm, self.cand.x, self.gains)  # [m, rows] at the current alignment
-        self.shift = self.rows @ self.scatter  # [m, measurable features]
+        self.shift = _row_shifts(self.lm, self.cand.x, self.gains) @ self.scatter  # [m, measurable features]
 
     def _move(self, applied: np.ndarray) -> None:
         """Candidate shifts at the new cumulative change: only the changed parameters' rows move."""
@@ -211,10 +210,9 @@ class Posterior:
             cols = np.flatnonzero(self.lm.rows_param == j)
             if not cols.size:
                 continue
-            x = self.cand.x + applied
-            new = _row_shifts(self.lm, x, self.gains, cols)
-            self.shift += (new - self.rows[:, cols]) @ self.scatter[cols]
-            self.rows[:, cols] = new
+            new = _row_shifts(self.lm, self.cand.x + applied, self.gains, cols)
+            old = _row_shifts(self.lm, self.cand.x + self.applied, self.gains, cols)
+            self.shift += (new - old) @ self.scatter[cols]
         self.applied = applied.copy()
 
     def add(self, values: np.ndarray, applied: np.ndarray) -> None:
@@ -250,13 +248,17 @@ class OraclePolicy:
         return [self.one(s, kinds) for s in states]
 
     def one(self, s: Any, kinds: frozenset[SensorKind]) -> tuple[int, float] | None:
-        post: Posterior = s.memo.setdefault("oracle", Posterior(s.patient.level, kinds))
+        post: Posterior | None = s.memo.get("oracle")
+        if post is None:
+            post = s.memo["oracle"] = Posterior(s.patient.level, kinds)
         applied = np.zeros(len(_MIN))
         for j, change in s.applied:
             applied[j] += change
         post.add(s.walks[-1].values, applied)  # the known changes so far lead to this walk
         assert post.walks == len(s.walks)
-        w, cur = post.weights(), post.cand.x + applied
+        w = post.weights()
+        keep = w > 1e-12  # candidates that carry any weight (the rest cannot move an expectation)
+        w, cur = w[keep], post.cand.x[keep] + applied
         # The Bayes step: the single-parameter change (or none) with the least expected out-of-band
         # misalignment after it, over the posterior.
         term = _load_terms(cur)  # [m, 7]
