@@ -23,6 +23,9 @@ one seed whatever the policy did before, so differences are the policies', not t
   baseline spread, sensor noise) and the same information as the service (the walks and the known
   changes), updated with each walk; applies the most probable single-parameter correction (posterior
   median, clamped), stops when no parameter's change is more likely than not. See ``_Oracle``.
+- ``oracle_known_baseline``: the same oracle also knowing the patient's own aligned gait (a perfect,
+  drift-free reference walk): what the patient's baseline is worth to the loop (the walks cannot show it,
+  see training/fitting_oracle.py).
 - ``ceiling``: perfect knowledge: it knows the true misalignment and applies the right clamped step,
   one parameter per walk (the largest in safe steps first).
 
@@ -84,7 +87,8 @@ SEED = 6161
 # budget; `python -m training fittings --patients N` runs a bigger one (the oracle on every subset).
 PATIENTS_DEFAULT = 300
 SUBSETS = ("all_sensors", "pylon_only", "imu_only", "video_only", "observation_only")
-POLICIES = ("service", "textbook_rule", "single_walk", "oracle", "ceiling")
+POLICIES = ("service", "textbook_rule", "single_walk", "oracle", "oracle_known_baseline", "ceiling")
+_ORACLES = ("oracle", "oracle_known_baseline")
 ORACLE_SUBSETS_DEFAULT = ("all_sensors",)
 # Patients fitted together (one batch per walk for the service): bounds the memory of the policies'
 # per-patient state (the oracle keeps ~2 MB per patient) whatever the run's size.
@@ -493,6 +497,7 @@ def make_policies(model: OnnxModel, names: Sequence[str] = POLICIES) -> list[Fit
         "textbook_rule": TextbookRule,
         "single_walk": lambda: ServicePolicy(model, False),
         "oracle": OraclePolicy,
+        "oracle_known_baseline": lambda: OraclePolicy(known_baseline=True),
         "ceiling": Ceiling,
     }
     return [make[n]() for n in names]
@@ -540,13 +545,13 @@ def _run(
     }
     seconds: dict[str, float] = {}
     n_runs = sum(
-        len([n for n in policies if n != "oracle" or oracle_subsets is None or name in oracle_subsets]) for name in subsets
+        len([n for n in policies if n not in _ORACLES or oracle_subsets is None or name in oracle_subsets]) for name in subsets
     )
     tick = _progress_line(n_runs * (WALKS - 1)) if progress else None
     for k, name in enumerate(subsets):
         kinds = cohort.SENSOR_SUBSETS[name]
         res: dict[str, Any] = {}
-        names = [n for n in policies if n != "oracle" or oracle_subsets is None or name in oracle_subsets]
+        names = [n for n in policies if n not in _ORACLES or oracle_subsets is None or name in oracle_subsets]
         for pol in make_policies(model, names):
             t_pol = time.perf_counter()
             traces = [
