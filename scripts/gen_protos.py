@@ -5,6 +5,10 @@
 
 protoc writes absolute imports (`from prosthetic_alignment.v1 import ...`); they are rewritten to
 package imports so the generated code needs no sys.path tricks.
+
+It also writes `descriptor_set.binpb`: the protos as a FileDescriptorSet *with* source info (their
+comments). The generated _pb2 modules embed descriptors without comments, so server reflection
+serves this set instead (service/api/reflection.py) and `grpcurl describe` shows the documentation.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "service" / "_generated"
+DESCRIPTOR_SET = "descriptor_set.binpb"
 _IMPORT = re.compile(r"^from prosthetic_alignment\.v1 import", re.MULTILINE)
 
 
@@ -38,6 +43,8 @@ def generate(dest: Path) -> None:
             f"--python_out={dest}",
             f"--pyi_out={dest}",
             f"--grpc_python_out={dest}",
+            "--include_source_info",
+            f"--descriptor_set_out={dest / DESCRIPTOR_SET}",
             *files,
         ]
     )

@@ -6,9 +6,17 @@ cd "$(dirname "$0")/.."
 
 python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[training,sensors,dev]"
 
-# buf (protobuf lint) ships as an npm package; install it if this machine lacks it.
+# buf (protobuf lint) ships as an npm package. Use one on PATH, else install it into .cache/npm
+# (project-local and git-ignored: no global npm prefix, no root needed).
 if ! command -v buf >/dev/null 2>&1; then
-  npm install --global --silent @bufbuild/buf@1.75.0 >/dev/null
+  if [ ! -x .cache/npm/node_modules/.bin/buf ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "buf is missing and so is npm: install Node.js 18+ (with npm) or buf 1.75" >&2
+      exit 2
+    fi
+    npm install --prefix .cache/npm --no-save --no-audit --no-fund --silent @bufbuild/buf@1.75.0 >/dev/null
+  fi
+  export PATH="$PWD/.cache/npm/node_modules/.bin:$PATH"
 fi
 
 echo "== proto lint (buf STANDARD)"

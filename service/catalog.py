@@ -39,6 +39,11 @@ class SensorKind(enum.StrEnum):
     OBSERVATION = "OBSERVATION"
 
 
+# Sensor kinds in a fixed order: the code of a feature's sending sensor in numpy tables.
+SENSOR_ORDER: tuple[SensorKind, ...] = tuple(SensorKind)
+SENSOR_CODE: dict[SensorKind, int] = {k: i for i, k in enumerate(SENSOR_ORDER)}
+
+
 class AmputationLevel(enum.StrEnum):
     TRANSTIBIAL = "TRANSTIBIAL"
     TRANSFEMORAL = "TRANSFEMORAL"
@@ -351,6 +356,14 @@ class ParameterSpec:
     # Settings may override.
     min_change: float
     max_step: float
+    # Misalignments as clinics meet them at bench alignment (DESIGN 6): larger than the perturbation
+    # studies apply. The simulator draws up to this size [I]: bench targets differ from each other by
+    # this much (Ottobock vs Fillauer TT bench: inset 0-12 mm, flexion 5-7 deg, foot 10-30 mm anterior;
+    # clinical-evidence.md Table C) and users accept a wide range (Zahedi 1986).
+    clinical_range: float = 0.0
+    # Largest applied change a request may report (validation of applied_since_reference) [I]:
+    # beyond it the value is a unit or sign mistake, not an alignment change.
+    max_applied_change: float = 0.0
 
 
 # Order is the model output order for catalog v1. Append only.
@@ -358,37 +371,37 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         Parameter.FOOT_ROTATION, "deg", Plane.TRANSVERSE,
         "external rotation of the foot (more toe-out)", "internal rotation of the foot (less toe-out)",
-        "rotate the foot externally (more toe-out)", "rotate the foot internally (less toe-out)", 18.0, 2.0, 6.0,
+        "rotate the foot externally (more toe-out)", "rotate the foot internally (less toe-out)", 18.0, 2.0, 6.0, 30.0, 45.0,
     ),
     ParameterSpec(
         Parameter.SOCKET_FLEXION, "deg", Plane.SAGITTAL,
         "more socket flexion (sagittal tilt forward)", "socket extension",
-        "flex the socket (tilt forward)", "extend the socket (tilt back)", 8.0, 2.0, 6.0,
+        "flex the socket (tilt forward)", "extend the socket (tilt back)", 8.0, 2.0, 6.0, 12.0, 20.0,
     ),
     ParameterSpec(
         Parameter.SOCKET_ADDUCTION, "deg", Plane.CORONAL,
         "more socket adduction", "socket abduction",
-        "adduct the socket", "abduct the socket", 8.0, 2.0, 6.0,
+        "adduct the socket", "abduct the socket", 8.0, 2.0, 6.0, 10.0, 20.0,
     ),
     ParameterSpec(
         Parameter.HEEL_HEIGHT, "mm", Plane.SAGITTAL,
         "foot set for a higher heel (plantarflexed)", "foot set for a lower heel (dorsiflexed)",
-        "set the foot for a higher heel (plantarflex)", "set the foot for a lower heel (dorsiflex)", 15.0, 5.0, 10.0,
+        "set the foot for a higher heel (plantarflex)", "set the foot for a lower heel (dorsiflex)", 15.0, 5.0, 10.0, 25.0, 40.0,
     ),
     ParameterSpec(
         Parameter.FOOT_ANTERIOR_SHIFT, "mm", Plane.SAGITTAL,
         "foot moved anterior relative to the socket", "foot moved posterior relative to the socket",
-        "move the foot anteriorly (socket back)", "move the foot posteriorly (socket forward)", 15.0, 5.0, 10.0,
+        "move the foot anteriorly (socket back)", "move the foot posteriorly (socket forward)", 15.0, 5.0, 10.0, 30.0, 40.0,
     ),
     ParameterSpec(
         Parameter.FOOT_MEDIAL_SHIFT, "mm", Plane.CORONAL,
         "foot moved medially (inset)", "foot moved laterally (outset)",
-        "inset the foot (move medially)", "outset the foot (move laterally)", 15.0, 5.0, 10.0,
+        "inset the foot (move medially)", "outset the foot (move laterally)", 15.0, 5.0, 10.0, 25.0, 40.0,
     ),
     ParameterSpec(
         Parameter.PYLON_LENGTH, "mm", Plane.LENGTH,
         "longer prosthesis", "shorter prosthesis",
-        "lengthen the prosthesis", "shorten the prosthesis", 20.0, 5.0, 10.0,
+        "lengthen the prosthesis", "shorten the prosthesis", 20.0, 5.0, 10.0, 30.0, 50.0,
     ),
 )
 
@@ -453,3 +466,100 @@ def effects() -> tuple[Effect, ...]:
 def feature_sensor_mask(kinds: frozenset[SensorKind]) -> tuple[bool, ...]:
     """Which catalog features the given sensor kinds can measure (model input order)."""
     return tuple(any(k in kinds for k in f.sources) for f in FEATURES)
+
+
+# -- measurement error per sensor (data/sensor_error.csv) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SensorError:
+    """Single-walk test-retest ICC of the features a sensor kind reports (see the CSV's header)."""
+
+    sensor: SensorKind
+    icc: float
+    tf_factor: float
+    evidence: str
+    source: str
+
+
+@cache
+def sensor_errors() -> dict[SensorKind, SensorError]:
+    out: dict[SensorKind, SensorError] = {}
+    with open(_DATA_DIR / "sensor_error.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+            kind = SensorKind(row["sensor"].strip())
+            out[kind] = SensorError(kind, float(row["icc"]), float(row["tf_factor"]), row["evidence"].strip(), row["source"].strip())
+    missing = set(SensorKind) - set(out)
+    if missing:
+        raise ValueError(f"sensor_error.csv lacks {sorted(missing)}")
+    return out
+
+
+def noise_sd(kind: SensorKind, feature: FeatureSpec, level: AmputationLevel) -> float:
+    """SD of one walk's measurement error of `feature` from `kind`, in the feature's unit."""
+    e = sensor_errors()[kind]
+    factor = e.tf_factor if level is AmputationLevel.TRANSFEMORAL else 1.0
+    return feature.normative[level].sd * math.sqrt((1.0 - e.icc) / e.icc) * factor
+
+
+def typical_source(feature: FeatureSpec) -> SensorKind:
+    """The sensor assumed when a value arrives without one: the feature's first catalog source."""
+    return feature.sources[0]
+
+
+def implied_icc(kind: SensorKind, feature: FeatureSpec, level: AmputationLevel) -> float:
+    """The single-walk ICC a feature has from this sensor (the CSV's, after the transfemoral factor)."""
+    sd = feature.normative[level].sd
+    n = noise_sd(kind, feature, level)
+    return sd * sd / (sd * sd + n * n)
+
+
+# -- the cited rule table (data/deviation_causes.csv) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CauseRule:
+    """One row of the rule table: a deviation (feature above/below its norm) and one candidate cause.
+
+    `parameter` is None for a non-alignment cause (component, fit, user); otherwise `fix_sign` is the
+    direction of the correction that undoes the cause.
+    """
+
+    feature: str
+    z_sign: int
+    level: AmputationLevel | None
+    parameter: Parameter | None
+    fix_sign: int
+    cause: str
+    table_row: str
+    evidence: str
+    source: str
+
+    def applies(self, level: AmputationLevel) -> bool:
+        return self.level is None or self.level is level
+
+
+@cache
+def cause_rules() -> tuple[CauseRule, ...]:
+    rows: list[CauseRule] = []
+    with open(_DATA_DIR / "deviation_causes.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(line for line in fh if not line.startswith("#")):
+            level = row["level"].strip()
+            param = row["parameter"].strip()
+            feature = row["feature"].strip()
+            if feature not in FEATURES_BY_NAME:
+                raise ValueError(f"deviation_causes.csv: unknown feature {feature!r}")
+            rows.append(
+                CauseRule(
+                    feature=feature,
+                    z_sign=1 if row["z_sign"].strip() == "+" else -1,
+                    level=None if level in ("", "ALL") else AmputationLevel(level),
+                    parameter=Parameter(param) if param else None,
+                    fix_sign=(1 if row["fix_sign"].strip() == "+" else -1) if param else 0,
+                    cause=row["cause"].strip(),
+                    table_row=row["table_row"].strip(),
+                    evidence=row["evidence"].strip(),
+                    source=row["source"].strip(),
+                )
+            )
+    return tuple(rows)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from service.catalog import AmputationLevel, Parameter, Plane, SensorKind, Side
+from service.catalog import SENSOR_CODE, AmputationLevel, Parameter, Plane, SensorKind, Side
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -56,11 +56,19 @@ class AppliedChange:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedChangeInput:
+    """An applied change as received: the parameter is None when the request named none we know."""
+
+    parameter: Parameter | None
+    change: float
+
+
+@dataclass(frozen=True, slots=True)
 class FittingWalkInput:
     """An earlier walk of the fitting as received (before the reference walk)."""
 
     features: tuple[FeatureInput, ...]
-    applied_after: tuple[AppliedChange, ...] = ()
+    applied_after: tuple[AppliedChangeInput, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +81,7 @@ class AssessmentInput:
     reference_features: tuple[FeatureInput, ...] = ()
     # The fitting loop (DESIGN 3.4): changes made between the reference walk and this walk, and the
     # walks before the reference walk, oldest first.
-    applied_since_reference: tuple[AppliedChange, ...] = ()
+    applied_since_reference: tuple[AppliedChangeInput, ...] = ()
     fitting_history: tuple[FittingWalkInput, ...] = ()
 
 
@@ -138,6 +146,8 @@ class BatchInput:
     sources: Sequence[SensorKind | None]
     # Reference walks by item index, for the items that carry one (validated item by item).
     references: dict[int, tuple[FeatureInput, ...]] = field(default_factory=dict)
+    # The fitting loop's applied changes and history by item index (validated item by item).
+    loops: dict[int, tuple[tuple[AppliedChangeInput, ...], tuple[FittingWalkInput, ...]]] = field(default_factory=dict)
 
     def item(self, i: int, start: int) -> AssessmentInput:
         """Item i (its features start at flat position `start`) as one AssessmentInput."""
@@ -151,7 +161,8 @@ class BatchInput:
                 self.sources[start:end],
             )
         )
-        return AssessmentInput(self.assessment_ids[i], self.patients[i], feats, self.references.get(i, ()))
+        applied, history = self.loops.get(i, ((), ()))
+        return AssessmentInput(self.assessment_ids[i], self.patients[i], feats, self.references.get(i, ()), applied, history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +183,20 @@ class AssessmentBatch:
     # [n, len(FEATURES)] reference-walk values (rows of NaN for items without one); None when no item
     # has a reference walk.
     reference_values: FloatArray | None = None
+    # [n, len(FEATURES)] int8: the sending sensor per feature as an index into catalog SENSOR_ORDER,
+    # -1 where none was named (the deviations then assume the feature's typical sensor). None: all -1.
+    source_codes: npt.NDArray[np.int8] | None = None
+    # The fitting loop per row (empty tuples for rows without one); None when no row has one.
+    applied: list[tuple[AppliedChange, ...]] | None = None
+    history: list[tuple[FittingWalk, ...]] | None = None
 
     @classmethod
     def of(cls, assessments: Sequence[GaitAssessment]) -> AssessmentBatch:
         if not assessments:
             raise ValueError("an AssessmentBatch needs at least one assessment")
         refs = [r for r, a in enumerate(assessments) if a.reference_values is not None]
+        loop = any(a.applied_since_reference or a.history for a in assessments)
+        codes = source_code_matrix([a.sources for a in assessments], len(assessments[0].values))
         if len(assessments) == 1:  # the single-assessment RPCs: no copies, no per-field loops
             a = assessments[0]
             p = a.patient
@@ -190,6 +209,9 @@ class AssessmentBatch:
                 [a.derived],
                 [a.warnings],
                 None if a.reference_values is None else a.reference_values[None, :],
+                codes,
+                [a.applied_since_reference] if loop else None,
+                [a.history] if loop else None,
             )
         values = np.empty((len(assessments), len(assessments[0].values)))
         for r, a in enumerate(assessments):
@@ -208,10 +230,24 @@ class AssessmentBatch:
             derived=[a.derived for a in assessments],
             warnings=[a.warnings for a in assessments],
             reference_values=reference,
+            source_codes=codes,
+            applied=[a.applied_since_reference for a in assessments] if loop else None,
+            history=[a.history for a in assessments] if loop else None,
         )
 
     def __len__(self) -> int:
         return len(self.assessment_ids)
+
+
+def source_code_matrix(sources: Sequence[dict[int, SensorKind]], n_features: int) -> npt.NDArray[np.int8] | None:
+    """[n, n_features] sensor indices (catalog SENSOR_ORDER, -1 unnamed), None when nothing is named."""
+    if not any(sources):
+        return None
+    out = np.full((len(sources), n_features), -1, dtype=np.int8)
+    for r, s in enumerate(sources):
+        for i, kind in s.items():
+            out[r, i] = SENSOR_CODE[kind]
+    return out
 
 
 @dataclass(frozen=True, slots=True)

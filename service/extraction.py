@@ -15,6 +15,11 @@ used from Python directly and tested without a server:
    recording. A prosthetic/sound pair and its asymmetry are taken from one recording so that the
    asymmetry is consistent with the two sides it is computed from.
 
+Channels may name a channel group (one sensor) with its own timeline, a packet counter or sample
+times; such recordings are aligned first (``service.sensors.timeline``): short gaps are filled,
+samples in longer ones are left out (IMU: the strides they touch are dropped and reported;
+motion capture and video: they become NaN gaps; force sensors: INVALID_ARGUMENT ``GAP_TOO_LONG``).
+
 Extracted values are already in catalog (canonical) units. Values outside the catalog's valid range
 are extraction artefacts (wrong mounting, a turn, a bad threshold) and are dropped with a warning in
 their report rather than failing the whole request later in validation.
@@ -47,6 +52,14 @@ from service.sensors.observation import ITEMS as OBSERVATION_ITEMS
 from service.sensors.observation import extract_observation
 from service.sensors.pylon import KNOWN_CHANNELS as PYLON_CHANNELS
 from service.sensors.pylon import extract_pylon
+from service.sensors.timeline import (
+    DEFAULT_MAX_FILL_S,
+    AlignedChannels,
+    GroupData,
+    GroupSummary,
+    TimelineError,
+    align_groups,
+)
 from service.sensors.video_pose import LAYOUTS as VIDEO_LAYOUTS
 from service.sensors.video_pose import extract_video_pose
 
@@ -72,6 +85,9 @@ RECORDINGS_MISSING = "RECORDINGS_MISSING"
 RECORDINGS_TOO_LARGE = "RECORDINGS_TOO_LARGE"
 PATIENT_CONTEXT_MISSING = "PATIENT_CONTEXT_MISSING"
 PATIENT_CONTEXT_OUT_OF_RANGE = "PATIENT_CONTEXT_OUT_OF_RANGE"
+UNKNOWN_CHANNEL_GROUP = "UNKNOWN_CHANNEL_GROUP"
+INVALID_TIMELINE = "INVALID_TIMELINE"
+GAP_TOO_LONG = "GAP_TOO_LONG"
 
 _REASON_BY_ERROR: tuple[tuple[type[serr.RecordingError], str], ...] = (
     (serr.RecordingTooShortError, RECORDING_TOO_SHORT),
@@ -104,7 +120,8 @@ _PIXEL_UNITS = {"px": 1.0, "pixel": 1.0, "pixels": 1.0}
 # Options each sensor kind understands: name -> allowed values (compared case-insensitively).
 _BOOL_TEXT = ("true", "false")
 OPTIONS: dict[SensorKind, dict[str, tuple[str, ...]]] = {
-    SensorKind.IMU: {"acc_unit": ("m/s^2", "g"), "gyro_unit": ("deg/s", "rad/s")},
+    # foot_yaw: is each foot sensor's forward axis along the foot (docs/recordings.md, "unknown yaw")?
+    SensorKind.IMU: {"acc_unit": ("m/s^2", "g"), "gyro_unit": ("deg/s", "rad/s"), "foot_yaw": ("aligned", "unknown")},
     SensorKind.INSTRUMENTED_PYLON: {"compression_positive": _BOOL_TEXT},
     SensorKind.VIDEO_POSE: {
         "layout": tuple(VIDEO_LAYOUTS),
@@ -132,6 +149,10 @@ C3D_KINDS = frozenset({SensorKind.MOTION_CAPTURE, SensorKind.FORCE_PLATE})
 MAX_ABS_SAMPLE = 1e7
 # Marker gaps and undetected keypoints are legitimately NaN; force and inertial signals never are.
 _NAN_ALLOWED = frozenset({SensorKind.MOTION_CAPTURE, SensorKind.VIDEO_POSE})
+# Kinds whose extractor can leave out samples of a gap too long to fill: the IMU drops the strides
+# it touches; marker and keypoint extractors take NaN as a gap. Force sensors cannot (a stance with
+# a hole has no trustworthy peak or duration), so their long gaps are rejected.
+_LONG_GAPS_ALLOWED = frozenset({SensorKind.IMU, *_NAN_ALLOWED})
 MAX_SAMPLING_RATE_HZ = 100_000.0
 
 
@@ -143,6 +164,8 @@ class ExtractionLimits:
     # Values (samples x components) over all channels of all recordings: 16 MB of float64.
     max_total_values: int = 2_000_000
     max_c3d_bytes: int = 64 * 1024 * 1024
+    # Longest run of missing samples (lost packets) filled by linear interpolation (docs/recordings.md).
+    max_gap_fill_s: float = DEFAULT_MAX_FILL_S
 
 
 # ------------------------------------------------------------------------------------- domain types
@@ -155,6 +178,19 @@ class ChannelInput:
     components: int = 1
     # Empty: the extractor's default unit (or the recording's acc_unit/gyro_unit option for IMUs).
     unit: str = ""
+    # Name of the ChannelGroupInput whose timeline the samples are on; empty: the uniform timeline.
+    group: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelGroupInput:
+    """One sensor's timeline: a packet/sample counter (time = counter / rate) or sample times in s."""
+
+    name: str
+    sample_counter: npt.NDArray[np.int64] | None = None
+    sample_times_s: FloatArray | None = None
+    # The counter wraps to 0 after modulus - 1 (Xsens: 65536); 0: it never wraps.
+    counter_modulus: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +207,7 @@ class RecordingInput:
     c3d_bytes: bytes | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     observations: Mapping[str, str] = field(default_factory=dict)
+    channel_groups: tuple[ChannelGroupInput, ...] = ()
 
     @classmethod
     def from_arrays(
@@ -181,14 +218,19 @@ class RecordingInput:
         *,
         units: Mapping[str, str] | None = None,
         options: Mapping[str, str] | None = None,
+        groups: Mapping[str, str] | None = None,
+        channel_groups: Sequence[ChannelGroupInput] = (),
     ) -> RecordingInput:
-        """Convenience for Python callers: 1-D arrays are one component, N x k arrays k components."""
+        """Convenience for Python callers: 1-D arrays are one component, N x k arrays k components.
+        ``groups`` maps a channel name to the name of its entry in ``channel_groups``."""
         out: list[ChannelInput] = []
         for name, values in channels.items():
             arr = np.asarray(values, dtype=np.float64)
             comps = 1 if arr.ndim <= 1 else int(np.prod(arr.shape[1:]))
-            out.append(ChannelInput(name, arr.reshape(-1), comps, (units or {}).get(name, "")))
-        return cls(sensor_kind, float(sampling_rate_hz), tuple(out), options=dict(options or {}))
+            out.append(ChannelInput(name, arr.reshape(-1), comps, (units or {}).get(name, ""), (groups or {}).get(name, "")))
+        return cls(
+            sensor_kind, float(sampling_rate_hz), tuple(out), options=dict(options or {}), channel_groups=tuple(channel_groups)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +248,30 @@ class ExtractedFeature:
 
 
 @dataclass(frozen=True, slots=True)
+class GapDroppedStride:
+    """A stride not used because a gap too long to fill overlaps it (times on the recording's clock)."""
+
+    side: Side
+    start_s: float
+    end_s: float
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineReport:
+    """How the channel groups of a recording were aligned (only for recordings with groups)."""
+
+    start_s: float
+    end_s: float
+    groups: tuple[GroupSummary, ...]
+    strides_dropped_for_gaps: tuple[GapDroppedStride, ...]
+
+    @property
+    def samples_filled(self) -> int:
+        return sum(g.samples_filled for g in self.groups)
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingReport:
     """What one recording yielded: every feature it produced (used or superseded) and its quality."""
 
@@ -216,6 +282,7 @@ class RecordingReport:
     warnings: tuple[str, ...]
     # Feature name -> provenance, in catalog order.
     provenance: tuple[tuple[str, FeatureProvenance], ...]
+    timeline: TimelineReport | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +318,11 @@ def extract_features(
             )
         )
         raise InvalidInputError(violations)
-    total = sum(int(ch.values.size) for r in recordings for ch in r.channels)
+    total = sum(int(ch.values.size) for r in recordings for ch in r.channels) + sum(
+        len(g.sample_counter if g.sample_counter is not None else ()) + len(g.sample_times_s if g.sample_times_s is not None else ())
+        for r in recordings
+        for g in r.channel_groups
+    )
     if total > limits.max_total_values:
         violations.append(
             Violation(
@@ -346,6 +417,8 @@ class _Prepared:
     options: dict[str, str]
     observations: dict[str, str]
     warnings: tuple[str, ...]
+    # Set when channels came in groups with their own timelines (signals are then the aligned ones).
+    aligned: AlignedChannels | None = None
 
 
 def _prepare(i: int, r: RecordingInput, limits: ExtractionLimits, out: list[Violation]) -> _Prepared | None:
@@ -392,6 +465,14 @@ def _prepare(i: int, r: RecordingInput, limits: ExtractionLimits, out: list[Viol
 
     # Inputs a kind takes: channels, a C3D file, or observations.
     c3d = r.c3d_bytes or None
+    if r.channel_groups and (c3d is not None or kind is SensorKind.OBSERVATION):
+        out.append(
+            Violation(
+                f"{base}.channel_groups",
+                f"{base}: channel_groups give channels their timelines; a {'C3D file' if c3d else 'checklist'} has none",
+                INVALID_VALUE,
+            )
+        )
     if c3d is not None:
         if kind not in C3D_KINDS:
             out.append(
@@ -473,10 +554,21 @@ def _prepare(i: int, r: RecordingInput, limits: ExtractionLimits, out: list[Viol
                 MISSING_CHANNEL,
             )
         )
+    group_index = _check_groups(base, r, out)
     signals: dict[str, FloatArray] = {}
     channel_index: dict[str, int] = {}
     samples: dict[str, int] = {}
     for j, ch in enumerate(r.channels):
+        if ch.group and ch.group not in group_index:
+            known = ", ".join(repr(g) for g in group_index) or "none"
+            out.append(
+                Violation(
+                    f"{base}.channels[{j}].group",
+                    f"{base}: channel {ch.name!r} names channel group {ch.group!r}, which channel_groups does not "
+                    f"define (defined: {known})",
+                    UNKNOWN_CHANNEL_GROUP,
+                )
+            )
         arr = _prepare_channel(base, j, kind, ch, options, out)
         if ch.name in channel_index:
             out.append(
@@ -491,22 +583,167 @@ def _prepare(i: int, r: RecordingInput, limits: ExtractionLimits, out: list[Viol
         if arr is not None:
             signals[ch.name] = arr
             samples[ch.name] = len(arr)
-    if len(set(samples.values())) > 1:
+    group_of = {ch.name: ch.group for ch in r.channels}
+    for group in dict.fromkeys(group_of.values()):
+        members = {name: n for name, n in samples.items() if group_of[name] == group}
+        if len(set(members.values())) <= 1:
+            continue
         # Sampled at one rate means one length; name the odd ones out against the most common length.
-        common = max(set(samples.values()), key=list(samples.values()).count)
-        for name, n in samples.items():
+        common = max(set(members.values()), key=list(members.values()).count)
+        for name, n in members.items():
             if n != common:
+                what = (
+                    f"the other channels of group {group!r} have {common}; channels of one group share its timeline"
+                    if group
+                    else f"the other channels have {common}; all channels of one recording share one sampling rate "
+                    "and length, unless each sensor's channels form a channel group with its own timeline"
+                )
                 out.append(
                     Violation(
                         f"{base}.channels[{channel_index[name]}].values",
-                        f"{base}: channel {name!r} has {n} samples but the other channels have {common}; "
-                        "all channels of one recording share one sampling rate and length",
+                        f"{base}: channel {name!r} has {n} samples but {what}",
                         INCONSISTENT_SAMPLING_RATE,
                     )
                 )
+    for group, g in group_index.items():
+        if group not in group_of.values():
+            out.append(
+                Violation(
+                    f"{base}.channel_groups[{g}].name",
+                    f"{base}: channel group {group!r} has no channels (set RecordingChannel.group)",
+                    INVALID_TIMELINE,
+                )
+            )
     if len(out) > n0:
         return None
-    return _Prepared(i, kind, float(rate), signals, channel_index, None, options, {}, tuple(warnings))
+    aligned = None
+    if group_index:
+        aligned = _align(base, kind, rate, r, signals, group_of, group_index, limits, warnings, out)
+        if aligned is None:
+            return None
+        signals = aligned.signals
+    return _Prepared(i, kind, float(rate), signals, channel_index, None, options, {}, tuple(warnings), aligned)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _check_groups(base: str, r: RecordingInput, out: list[Violation]) -> dict[str, int]:
+    """Group name -> index in channel_groups; names must be non-empty and unique."""
+    index: dict[str, int] = {}
+    for g, grp in enumerate(r.channel_groups):
+        where = f"{base}.channel_groups[{g}]"
+        if not grp.name:
+            out.append(Violation(f"{where}.name", f"{base}: channel_groups[{g}] needs a name", INVALID_TIMELINE))
+        elif grp.name in index:
+            out.append(
+                Violation(
+                    f"{where}.name",
+                    f"{base}: channel group {grp.name!r} is defined twice (also channel_groups[{index[grp.name]}])",
+                    INVALID_TIMELINE,
+                )
+            )
+        else:
+            index[grp.name] = g
+        counter = grp.sample_counter is not None and len(grp.sample_counter) > 0
+        times = grp.sample_times_s is not None and len(grp.sample_times_s) > 0
+        if counter == times:
+            out.append(
+                Violation(
+                    where,
+                    f"{base}: channel group {grp.name!r} needs exactly one of sample_counter and sample_times_s"
+                    f" ({'both' if counter else 'neither'} sent)",
+                    INVALID_TIMELINE,
+                )
+            )
+    return index
+
+
+def _align(
+    base: str,
+    kind: SensorKind,
+    rate: float,
+    r: RecordingInput,
+    signals: dict[str, FloatArray],
+    group_of: Mapping[str, str],
+    group_index: Mapping[str, int],
+    limits: ExtractionLimits,
+    warnings: list[str],
+    out: list[Violation],
+) -> AlignedChannels | None:
+    """Channel groups onto one timeline; gap summaries into warnings; long gaps per kind policy."""
+    data: list[GroupData] = []
+    for group in dict.fromkeys(group_of.values()):
+        members = {name: signals[name] for name in signals if group_of[name] == group}
+        if not group:
+            data.append(GroupData("", members))
+            continue
+        spec = r.channel_groups[group_index[group]]
+        counter = spec.sample_counter if spec.sample_counter is not None and len(spec.sample_counter) else None
+        times = spec.sample_times_s if counter is None else None
+        data.append(GroupData(group, members, counter, times, spec.counter_modulus))
+    try:
+        aligned = align_groups(data, rate, max_fill_s=limits.max_gap_fill_s, max_values=limits.max_total_values)
+    except TimelineError as exc:
+        g = group_index.get(exc.field)
+        path = f"{base}.channel_groups[{g}]" if g is not None else f"{base}.channels"
+        subject = f"channel group {exc.field!r}" if g is not None else "channels without a group"
+        out.append(Violation(path, f"{base} ({kind.value}): {subject}: {exc.reason}", INVALID_TIMELINE))
+        return None
+    limit_ms = limits.max_gap_fill_s * 1000
+    rejected = False
+    for summary in aligned.groups:
+        label = f"channel group {summary.name!r}" if summary.name else "channels without a group"
+        cut = [
+            f"{dt:.2f} s at the {where}"
+            for dt, where in ((aligned.start_s - summary.start_s, "start"), (summary.end_s - aligned.end_s, "end"))
+            if dt > 0.5 / rate
+        ]
+        if cut:
+            warnings.append(
+                f"{label}: {' and '.join(cut)} not used (outside the span all groups share, "
+                f"{aligned.start_s:.2f} to {aligned.end_s:.2f} s)"
+            )
+        if summary.samples_repeated:
+            warnings.append(
+                f"{label}: sample_counter repeats the previous value {_n(summary.samples_repeated, 'time')} (first "
+                f"{summary.first_repeated_counter}); the repeated samples are not used"
+            )
+        if not summary.gap_count:
+            continue
+        first = summary.first_unfilled
+        text = (
+            f"{label}: {_n(summary.gap_count, 'gap')} (lost samples); {_n(summary.samples_filled, 'sample')} filled by "
+            f"interpolation (gaps up to {limit_ms:g} ms), longest gap {summary.longest_gap_s * 1000:.0f} ms"
+        )
+        if first is not None:
+            text += (
+                f"; {_n(summary.samples_unfilled, 'sample')} in {_n(summary.unfilled_gap_count, 'longer gap')} not used "
+                f"(first at {first.start_s:.2f} s)"
+            )
+        warnings.append(text)
+        if first is not None and kind not in _LONG_GAPS_ALLOWED:
+            rejected = True
+            spec = r.channel_groups[group_index[summary.name]]
+            which = "sample_counter" if spec.sample_counter is not None and len(spec.sample_counter) else "sample_times_s"
+            out.append(
+                Violation(
+                    f"{base}.channel_groups[{group_index[summary.name]}].{which}",
+                    f"{base} ({kind.value}): channel group {summary.name!r} (channels "
+                    f"{', '.join(repr(c) for c in summary.channels)}) has a gap of {first.duration_s * 1000:.0f} ms "
+                    f"at {first.start_s:.2f} s; gaps up to {limit_ms:g} ms are filled, longer ones only in IMU, "
+                    "motion capture and video recordings (cut the recording at the gap)",
+                    GAP_TOO_LONG,
+                )
+            )
+    if rejected:
+        return None
+    if kind in _NAN_ALLOWED:
+        # Markers and keypoints mark a gap with NaN; their extractors already skip it.
+        for name, mask in aligned.unreliable.items():
+            aligned.signals[name][mask] = np.nan
+    return aligned
 
 
 def _prepare_channel(
@@ -634,7 +871,13 @@ def _run(p: _Prepared, side: Side, mass: float | None) -> ExtractionResult:
         return extract_c3d(p.c3d, side, mass)
     if kind is SensorKind.IMU:
         # Channels are already converted to m/s^2 and deg/s, the extractor's defaults.
-        return extract_imu(ch, p.rate, side)
+        return extract_imu(
+            ch,
+            p.rate,
+            side,
+            unreliable=p.aligned.unreliable if p.aligned is not None else None,
+            foot_yaw_known=p.options.get("foot_yaw", "aligned") == "aligned",
+        )
     if kind is SensorKind.INSTRUMENTED_PYLON:
         assert mass is not None  # _check_patient reported a missing mass; no extraction then
         return extract_pylon(ch, p.rate, side, mass, compression_positive=p.options.get("compression_positive") == "true")
@@ -773,10 +1016,25 @@ def _merge(results: Sequence[tuple[_Prepared, ExtractionResult]]) -> ExtractionO
     for prep, res in results:
         i, kind = prep.index, prep.kind
         produced = tuple(sorted(prov_out[i].items(), key=lambda kv: order[kv[0]]))
+        timeline = _timeline_report(prep.aligned, res, warnings[i])
         reports.append(
-            RecordingReport(i, kind, res.strides_used, res.strides_dropped, tuple(warnings[i]), produced)
+            RecordingReport(i, kind, res.strides_used, res.strides_dropped, tuple(warnings[i]), produced, timeline)
         )
     return ExtractionOutcome(features, tuple(reports))
+
+
+def _timeline_report(aligned: AlignedChannels | None, res: ExtractionResult, warnings: list[str]) -> TimelineReport | None:
+    if aligned is None:
+        return None
+    drops = tuple(
+        GapDroppedStride(d.side, aligned.time_s(d.start_sample), aligned.time_s(d.end_sample), aligned.group_of.get(d.channel, ""))
+        for d in res.gap_drops
+    )
+    if drops:
+        listed = ", ".join(f"{d.side.value.lower()} {d.start_s:.2f}-{d.end_s:.2f} s ({d.group})" for d in drops[:6])
+        more = f" and {len(drops) - 6} more" if len(drops) > 6 else ""
+        warnings.append(f"{_n(len(drops), 'stride')} dropped because of a gap too long to fill: {listed}{more}")
+    return TimelineReport(aligned.start_s, aligned.end_s, aligned.groups, drops)
 
 
 __all__ = [
@@ -785,11 +1043,14 @@ __all__ = [
     "KINETIC_SENSORS",
     "OPTIONS",
     "PAIRED_FEATURES",
+    "ChannelGroupInput",
     "ChannelInput",
     "ExtractedFeature",
     "ExtractionLimits",
     "ExtractionOutcome",
+    "GapDroppedStride",
     "RecordingInput",
     "RecordingReport",
+    "TimelineReport",
     "extract_features",
 ]

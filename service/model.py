@@ -25,6 +25,7 @@ from service.catalog import (
     CATALOG_VERSION,
     CONTEXT_COLUMNS,
     FEATURE_INDEX,
+    FEATURE_NAMES,
     MODEL_INPUT_COLUMNS,
     PARAMETERS_BY_NAME,
     Parameter,
@@ -86,6 +87,19 @@ class Prediction:
     magnitude_hi: F32
 
 
+def _input_ranges(m: Manifest) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    ranges = (m.model_extra or {}).get("input_ranges")
+    if not isinstance(ranges, dict):
+        return None
+    lo = np.full(len(FEATURE_NAMES), -np.inf)
+    hi = np.full(len(FEATURE_NAMES), np.inf)
+    for i, name in enumerate(FEATURE_NAMES):
+        pair = ranges.get(name)
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int | float) for v in pair):
+            lo[i], hi[i] = float(pair[0]), float(pair[1])
+    return lo, hi
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -124,6 +138,9 @@ class OnnxModel:
         self.ref = ModelRef(manifest.name, manifest.version, manifest.sha256)
         # Set by the registry: (mtime, size) of the files it was loaded from, to notice rewrites.
         self.fingerprint: tuple[float, ...] | None = None
+        # The per-feature range of the training inputs (manifest "input_ranges", catalog order), for
+        # answers on inputs outside it: those never read HIGH (DESIGN 3.3). None when not recorded.
+        self.input_ranges = _input_ranges(manifest)
 
     @property
     def name(self) -> str:

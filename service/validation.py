@@ -22,14 +22,19 @@ from service.catalog import (
     FEATURES,
     HEIGHT_M_RANGE,
     K_LEVEL_RANGE,
+    PARAMETERS_BY_NAME,
+    SENSOR_CODE,
     AmputationLevel,
     SensorKind,
 )
 from service.domain import (
+    AppliedChange,
+    AppliedChangeInput,
     AssessmentBatch,
     AssessmentInput,
     BatchInput,
     FeatureInput,
+    FittingWalk,
     GaitAssessment,
     PatientContext,
     PatientContextInput,
@@ -46,6 +51,10 @@ _UNIT_TABLE: tuple[dict[str, tuple[float, bool]], ...] = tuple(
 _ACCEPTED = tuple(", ".join(u.symbol for u in f.units) for f in FEATURES)
 
 MAX_ASSESSMENT_ID_CHARS = 128
+# The fitting loop (DESIGN 3.4): at most this many earlier walks before the reference walk. A fitting
+# that needs more is better restarted from its latest accepted alignment; the bound keeps the work of
+# one request small (each walk is validated like an assessment).
+MAX_HISTORY_WALKS = 8
 # Knee types that only exist in transfemoral prostheses, and the one that means "own knee".
 _PROSTHETIC_KNEES = frozenset({"LOCKING", "SINGLE_AXIS_MECHANICAL", "POLYCENTRIC", "HYDRAULIC", "MICROPROCESSOR"})
 _ANATOMICAL_KNEE = "ANATOMICAL"
@@ -193,41 +202,114 @@ def _unknown_feature(i: int, f: FeatureInput) -> Violation:
 def validate_assessment(a: AssessmentInput, limits: Limits = Limits()) -> GaitAssessment:
     """Validate and convert; raise InvalidInputError listing every problem.
 
-    The optional reference assessment (the same patient at the alignment last accepted) is checked by
-    the same feature rules, and its problems are reported together with those of the assessment.
+    The optional reference assessment (the same patient at the alignment last accepted, or the
+    previous walk of this fitting) and the fitting loop's earlier walks are checked by the same
+    feature rules, and their problems are reported together with those of the assessment.
     """
-    if not a.reference_features:
+    if not (a.reference_features or a.applied_since_reference or a.fitting_history):
         return _validate_one(a, limits)
     reference: GaitAssessment | None = None
-    ref_violations: list[Violation] = []
-    try:
-        reference = _validate_one(AssessmentInput(a.assessment_id, a.patient, a.reference_features), limits)
-    except InvalidInputError as exc:
-        # Patient and id problems belong to the assessment and are reported once, by its own check.
-        ref_violations = [_as_reference(v) for v in exc.violations if v.field.startswith(_FEATURES_FIELD)]
+    extra: list[Violation] = []
+    if a.reference_features:
+        try:
+            reference = _validate_one(AssessmentInput(a.assessment_id, a.patient, a.reference_features), limits)
+        except InvalidInputError as exc:
+            # Patient and id problems belong to the assessment and are reported once, by its own check.
+            extra += [_moved(v, "assessment.reference_features", "reference assessment") for v in exc.violations if v.field.startswith(_FEATURES_FIELD)]
+    applied, history = _validate_loop(a, limits, extra)
     try:
         current = _validate_one(a, limits)
     except InvalidInputError as exc:
-        raise InvalidInputError([*exc.violations, *ref_violations]) from None
-    if ref_violations:
-        raise InvalidInputError(ref_violations)
-    assert reference is not None
+        raise InvalidInputError([*exc.violations, *extra]) from None
+    if extra:
+        raise InvalidInputError(extra)
+    if reference is None:  # nothing of the loop without a reference walk (_validate_loop said so)
+        return current
     return replace(
         current,
         reference_values=reference.values,
+        reference_sources=reference.sources,
+        applied_since_reference=applied,
+        history=history,
         warnings=current.warnings + tuple(f"reference: {w}" for w in reference.warnings),
     )
+
+
+def _validate_changes(changes: Sequence[AppliedChangeInput], field: str, out: list[Violation]) -> tuple[AppliedChange, ...]:
+    """Applied changes: a known parameter each, at most once, a finite change within its plausible range."""
+    good: list[AppliedChange] = []
+    seen: set[str] = set()
+    for k, c in enumerate(changes):
+        where = f"{field}[{k}]"
+        if c.parameter is None:
+            out.append(Violation(f"{where}.parameter", "unknown or unspecified adjustment parameter; GetModel lists them", "UNKNOWN_PARAMETER"))
+            continue
+        spec = PARAMETERS_BY_NAME[c.parameter.value]
+        lim = spec.max_applied_change
+        if c.parameter.value in seen:
+            out.append(Violation(f"{where}.parameter", f"{c.parameter.value} is listed twice; send the net change once", "DUPLICATE_PARAMETER"))
+            continue
+        seen.add(c.parameter.value)
+        if not math.isfinite(c.change):
+            out.append(
+                Violation(
+                    f"{where}.change", f"{c.parameter.value} change is {c.change!r}; a finite number in {spec.unit} is required "
+                    f"({_fmt(-lim)} to {_fmt(lim)})", "CHANGE_NOT_FINITE", unit=spec.unit, allowed_min=-lim, allowed_max=lim,
+                )
+            )
+            continue
+        if abs(c.change) > lim:
+            out.append(
+                Violation(
+                    f"{where}.change", f"{c.parameter.value} change {c.change:g} {spec.unit} is outside the plausible range "
+                    f"{_fmt(-lim)} to {_fmt(lim)} {spec.unit} (a unit or sign mistake?)", "CHANGE_OUT_OF_RANGE",
+                    value=c.change, unit=spec.unit, allowed_min=-lim, allowed_max=lim,
+                )
+            )
+            continue
+        good.append(AppliedChange(c.parameter, float(c.change)))
+    return tuple(good)
+
+
+def _validate_loop(a: AssessmentInput, limits: Limits, out: list[Violation]) -> tuple[tuple[AppliedChange, ...], tuple[FittingWalk, ...]]:
+    """The fitting loop's fields (DESIGN 3.4): changes since the reference walk and the earlier walks."""
+    if (a.applied_since_reference or a.fitting_history) and not a.reference_features:
+        out.append(
+            Violation(
+                "assessment.reference_features",
+                "applied_since_reference and fitting_history need the reference walk they lead to (reference_features)",
+                "REFERENCE_WALK_REQUIRED",
+            )
+        )
+    applied = _validate_changes(a.applied_since_reference, "assessment.applied_since_reference", out)
+    if len(a.fitting_history) > MAX_HISTORY_WALKS:
+        out.append(
+            Violation(
+                "assessment.fitting_history",
+                f"{len(a.fitting_history)} earlier walks sent; at most {MAX_HISTORY_WALKS} are accepted",
+                "HISTORY_TOO_LONG",
+            )
+        )
+        return applied, ()
+    history: list[FittingWalk] = []
+    for w, walk in enumerate(a.fitting_history):
+        field = f"assessment.fitting_history[{w}]"
+        changes = _validate_changes(walk.applied_after, f"{field}.applied_after", out)
+        try:
+            g = _validate_one(AssessmentInput(a.assessment_id, a.patient, walk.features), limits)
+        except InvalidInputError as exc:
+            out += [_moved(v, f"{field}.features", f"fitting_history[{w}]") for v in exc.violations if v.field.startswith(_FEATURES_FIELD)]
+            continue
+        history.append(FittingWalk(g.values, changes))
+    return applied, tuple(history)
 
 
 _FEATURES_FIELD = "assessment.features"
 
 
-def _as_reference(v: Violation) -> Violation:
-    return replace(
-        v,
-        field="assessment.reference_features" + v.field.removeprefix(_FEATURES_FIELD),
-        description=f"reference assessment: {v.description}",
-    )
+def _moved(v: Violation, field: str, what: str) -> Violation:
+    """A feature violation of another walk, under that walk's field path."""
+    return replace(v, field=field + v.field.removeprefix(_FEATURES_FIELD), description=f"{what}: {v.description}")
 
 
 def _validate_one(a: AssessmentInput, limits: Limits) -> GaitAssessment:
@@ -372,6 +454,7 @@ def _validate_one(a: AssessmentInput, limits: Limits) -> GaitAssessment:
 
 
 _N_FEATURES = len(FEATURES)
+_SRC_CODE: dict[SensorKind | None, int] = {k: v for k, v in SENSOR_CODE.items()}
 _DERIVABLE_INDEX = tuple((FEATURE_INDEX[a], FEATURE_INDEX[p], FEATURE_INDEX[s]) for a, p, s in _DERIVABLE)
 
 
@@ -391,8 +474,10 @@ def validate_batch(batch: BatchInput, limits: Limits = Limits()) -> tuple[Assess
     np.cumsum(counts, out=starts[1:])
     row = np.repeat(np.arange(n, dtype=np.intp), counts)
     bad = counts > limits.max_features
-    # Items with a reference walk take the single-item path, which validates the reference too.
+    # Items with a reference walk or a fitting loop take the single-item path, which validates those too.
     for i in batch.references:
+        bad[i] = True
+    for i in batch.loops:
         bad[i] = True
 
     patients: list[PatientContext | None] = []
@@ -457,15 +542,32 @@ def validate_batch(batch: BatchInput, limits: Limits = Limits()) -> tuple[Assess
     ok = ~bad[row]
     values[row[ok], idx[ok]] = canon[ok]
     values = values[good] if errors else values
+    # The sending sensors (the deviations count each one's measurement error).
+    src = np.fromiter((_SRC_CODE.get(s, -1) for s in batch.sources), dtype=np.int8, count=len(batch.names))
+    codes: np.ndarray | None = None
+    if (src[ok] >= 0).any() or recovered:
+        codes = np.full((n, _N_FEATURES), -1, dtype=np.int8)
+        codes[row[ok], idx[ok]] = src[ok]
+        codes = codes[good] if errors else codes
     derived: list[tuple[int, ...]] = [()] * len(good)
     warnings: list[tuple[str, ...]] = [()] * len(good)
     fresh = np.ones(len(good), dtype=bool)
+    applied: list[tuple[AppliedChange, ...]] | None = None
+    history: list[tuple[FittingWalk, ...]] | None = None
     if recovered:
         pos = {i: r for r, i in enumerate(good)}
+        if any(g.applied_since_reference or g.history for g in recovered.values()):
+            applied, history = [()] * len(good), [()] * len(good)
         for i, g in recovered.items():
             r = pos[i]
             values[r] = g.values
             derived[r], warnings[r], fresh[r] = g.derived, g.warnings, False
+            assert codes is not None
+            codes[r] = -1
+            for f, kind in g.sources.items():
+                codes[r, f] = SENSOR_CODE[kind]
+            if applied is not None and history is not None:
+                applied[r], history[r] = g.applied_since_reference, g.history
     for ia, ip, isd in _DERIVABLE_INDEX:
         pv, sv, av = values[:, ip], values[:, isd], values[:, ia]
         both = fresh & ~np.isnan(pv) & ~np.isnan(sv)
@@ -502,6 +604,9 @@ def validate_batch(batch: BatchInput, limits: Limits = Limits()) -> tuple[Assess
             derived=derived,
             warnings=warnings,
             reference_values=reference,
+            source_codes=codes,
+            applied=applied,
+            history=history,
         ),
         good,
         errors,

@@ -9,7 +9,7 @@ the first models learn from simulated fittings built from three published ingred
    alignment studies (``ParameterSpec.study_range``; clinical-evidence.md 0.2), its effect on each
    feature taken ONLY from ``service/data/alignment_effects.csv`` via ``catalog.effects()`` (linear or
    symmetric, saturation, per-patient gain ~ N(1, compensation_cv)); no effect size lives in this file;
-3. the noise and missing-feature pattern of each sensor kind (``SENSOR_NOISE`` below, the one place
+3. the noise and missing-feature pattern of each sensor kind (noise from the catalog's sensor_error.csv, the one place
    where noise sizes live, each with its citation) and the catalog's feature -> sensor mapping.
 
 The output is a table in the clinic training schema (``training.dataset``), one row per assessment, so
@@ -74,68 +74,10 @@ def format_sensor_kinds(kinds: frozenset[SensorKind]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Sensor noise: the ONE place where measurement noise sizes live. SD of the error of a feature value
-# averaged over the strides of one assessment, per sensor kind and canonical unit; per-feature rows
-# override the unit default where the unit is too coarse (step width and circumduction are a few cm).
-# When several present sensors measure a feature, the assessment uses the most accurate one.
-# Anchors (clinical-evidence.md Table C):
-#  - IMU vs mocap in prosthesis users (PMC10334000): sagittal waveform RMSE <= 4.65 deg, discrete
-#    variables <= 9.04 deg, stance time <= 0.03 s -> IMU 3 deg (stride-averaged discrete values) and
-#    0.03 s.
-#  - Video pose on prosthetic limbs (Zhou, Iskandar, Chiam 2025 PLOS Digit Health 4:e0000745): OpenPose
-#    keypoint error on prosthetic limbs is large, and larger for TF (domain adaptation cut it by 37% TT,
-#    76% TF) -> video 6 deg / 8 mm, times VIDEO_TF_FACTOR for transfemoral users [I].
-#  - Socket (pylon) kinetics are the clean signal (Boone 2013; Jonkergouw 2016): instrumented pyramid
-#    noise 0.02 N*m/kg [I], well below the 0.08-0.15 N*m/kg normative spread.
-#  - Mocap and force plates: lab reference, ~1.5 deg, 2 mm, 0.01 s, 0.02 bw [K].
-#  - Observation (prosthetist's eye): coarse, ~5 deg, 8 mm, 10% [I] (observational scales are ordinal).
+# Sensor noise: sized in the catalog (service/data/sensor_error.csv: a single-walk test-retest ICC per
+# sensor kind, with its citation), so the service's noise-aware deviations and the simulator agree on
+# one number. When several present sensors measure a feature, the assessment uses the most accurate.
 # --------------------------------------------------------------------------------------------------
-SENSOR_NOISE: dict[SensorKind, dict[str, float]] = {
-    _P: {"m/s": 0.05, "steps/min": 1.0, "s": 0.01, "%": 3.0, "bw": 0.03, "N*m/kg": 0.02},
-    _I: {
-        "m/s": 0.05,
-        "steps/min": 1.0,
-        "m": 0.03,
-        "s": 0.03,
-        "%": 4.0,
-        "deg": 3.0,
-        "mm": 5.0,
-        "step_width_m": 0.015,
-        "circumduction_prosthetic_m": 0.012,
-    },
-    _IN: {"m/s": 0.08, "steps/min": 1.0, "s": 0.015, "%": 3.0, "deg": 4.0, "bw": 0.08},
-    _FP: {"m/s": 0.05, "steps/min": 1.5, "s": 0.005, "%": 2.0, "bw": 0.02, "N*m/kg": 0.04},
-    _MC: {
-        "m/s": 0.02,
-        "steps/min": 0.5,
-        "m": 0.01,
-        "s": 0.01,
-        "deg": 1.5,
-        "mm": 2.0,
-        "step_width_m": 0.005,
-        "circumduction_prosthetic_m": 0.004,
-    },
-    _V: {
-        "m/s": 0.08,
-        "steps/min": 2.0,
-        "m": 0.05,
-        "s": 0.04,
-        "deg": 6.0,
-        "mm": 8.0,
-        "step_width_m": 0.02,
-        "circumduction_prosthetic_m": 0.018,
-    },
-    _O: {
-        "m/s": 0.12,
-        "m": 0.08,
-        "%": 10.0,
-        "deg": 5.0,
-        "mm": 8.0,
-        "step_width_m": 0.03,
-        "circumduction_prosthetic_m": 0.025,
-    },
-}
-VIDEO_TF_FACTOR = 1.5  # Zhou 2025: pose error on TF prostheses well above TT [I for the factor]
 # Probability that a feature a sensor can measure is still missing (too few good strides, dropped by
 # the extractor's quality flag) [I]; also guarantees every column has NaNs in training, so LightGBM
 # learns a missing-value branch for every input (otherwise NaN would silently be treated as 0).
@@ -158,8 +100,16 @@ FOOT_TYPES: tuple[str, ...] = ("SACH", "SINGLE_AXIS", "MULTIAXIAL", "ENERGY_STOR
 BASELINE_SD_SCALE = 0.8
 # Share of patients whose alignment is already acceptable (DESIGN 6; Zahedi 1986: a band, not a point).
 P_WELL_ALIGNED = 0.25
-# Number of misaligned parameters for the other patients: 1, 2 or 3 (sparse).
-N_MISALIGNED_PROBS = (0.45, 0.35, 0.20)
+# Number of misaligned parameters for the other patients: 1, 2 or 3 (sparse). Single-parameter
+# misalignments are the commonest presentation in a fitting (one thing changed or set wrong) [I].
+N_MISALIGNED_PROBS = (0.55, 0.30, 0.15)
+# Share of misaligned parameters drawn beyond the study range, up to ParameterSpec.clinical_range [I].
+P_BEYOND_STUDY_RANGE = 0.35
+# Compensators (see draw_gains): users compensate spatiotemporal and kinematic responses to
+# misalignment unpredictably (Jonkergouw 2016; Fridman 2003: +18 deg foot rotation changed nothing
+# significant). A share of patients shows one response per misaligned parameter only [I].
+P_COMPENSATOR = 0.25
+COMPENSATED_GAIN = 0.3
 # Residual offsets inside the acceptable band: every parameter not chosen as misaligned is, with this
 # probability, off by up to ACCEPTABLE_BAND * min_change (below the smallest change with a published
 # effect, so the label is "no change").
@@ -196,24 +146,14 @@ def _norm(feature: str, level: AmputationLevel) -> catalog.Normative:
     return catalog.FEATURES_BY_NAME[feature].normative[level]
 
 
-def _noise_sd(kind: SensorKind, feature: catalog.FeatureSpec, level: AmputationLevel) -> float | None:
-    table = SENSOR_NOISE[kind]
-    sd = table.get(feature.name, table.get(feature.unit))
-    if sd is None:
-        return None
-    if kind is _V and level is AmputationLevel.TRANSFEMORAL:
-        sd *= VIDEO_TF_FACTOR
-    return sd
-
-
 def _best_noise(kinds: frozenset[SensorKind], feature: catalog.FeatureSpec, level: AmputationLevel) -> float:
     """Noise SD of the most accurate present sensor that measures the feature (catalog sources)."""
-    sds = [s for k in feature.sources if k in kinds and (s := _noise_sd(k, feature, level)) is not None]
-    if not sds:
-        # A catalog source with no noise row: fall back to half the normative SD, loudly documented
-        # here rather than crashing when the catalog gains a source [I].
-        return 0.5 * feature.normative[level].sd
-    return min(sds)
+    return min(catalog.noise_sd(k, feature, level) for k in feature.sources if k in kinds)
+
+
+def best_source(kinds: frozenset[SensorKind], feature: catalog.FeatureSpec, level: AmputationLevel) -> SensorKind:
+    """The present sensor whose value the assessment reports for a feature (the most accurate)."""
+    return min((k for k in feature.sources if k in kinds), key=lambda k: catalog.noise_sd(k, feature, level))
 
 
 def draw_misalignment(rng: np.random.Generator) -> np.ndarray:
@@ -221,20 +161,43 @@ def draw_misalignment(rng: np.random.Generator) -> np.ndarray:
     n = len(catalog.PARAMETERS)
     mins = np.array([p.min_change for p in catalog.PARAMETERS])
     ranges = np.array([p.study_range for p in catalog.PARAMETERS])
+    clinical = np.array([p.clinical_range for p in catalog.PARAMETERS])
     x = np.where(rng.random(n) < P_RESIDUAL, rng.uniform(-ACCEPTABLE_BAND, ACCEPTABLE_BAND, n) * mins, 0.0)
     if rng.random() >= P_WELL_ALIGNED:
         k = int(rng.choice([1, 2, 3], p=N_MISALIGNED_PROBS))
         chosen = rng.choice(n, size=k, replace=False)
-        # Magnitudes within the study grid: from the smallest studied change up to the study range.
-        mag = rng.uniform(mins[chosen], ranges[chosen])
+        # Most within the study grid (smallest studied change up to the study range), the rest up to the
+        # clinical range: bench alignments can be off by more than perturbation studies apply (DESIGN 6).
+        beyond = rng.random(k) < P_BEYOND_STUDY_RANGE
+        mag = np.where(
+            beyond,
+            rng.uniform(ranges[chosen], clinical[chosen]),
+            rng.uniform(mins[chosen], ranges[chosen]),
+        )
         x[chosen] = np.where(rng.random(k) < 0.5, -1.0, 1.0) * mag
     return x
 
 
 def draw_gains(rng: np.random.Generator) -> dict[int, float]:
     """Per-patient response gain per effect row, N(1, compensation_cv) from the CSV; floored at 0 because
-    users compensate an effect away but do not reverse it [I]."""
-    return {i: float(max(0.0, rng.normal(1.0, eff.compensation_cv))) for i, eff in enumerate(catalog.effects())}
+    users compensate an effect away but do not reverse it [I].
+
+    With probability P_COMPENSATOR the patient is a compensator (a single-deviation presentation,
+    DESIGN 6): every compensable response of every parameter (not a socket reaction moment, which the
+    pylon measures whatever the user does; Jonkergouw 2016) is damped to COMPENSATED_GAIN of its size,
+    except one kept per parameter, so one clear deviation shows with the rest near the norm."""
+    gains = {i: float(max(0.0, rng.normal(1.0, eff.compensation_cv))) for i, eff in enumerate(catalog.effects())}
+    if rng.random() < P_COMPENSATOR:
+        by_param: dict[catalog.Parameter, list[int]] = {}
+        for i, eff in enumerate(catalog.effects()):
+            if catalog.FEATURES_BY_NAME[eff.feature].group is not catalog.FeatureGroup.SOCKET_KINETIC:
+                by_param.setdefault(eff.parameter, []).append(i)
+        for rows in by_param.values():
+            keep = rows[int(rng.integers(len(rows)))]
+            for i in rows:
+                if i != keep:
+                    gains[i] *= float(rng.uniform(0.0, COMPENSATED_GAIN))
+    return gains
 
 
 def _effect_shift(x: np.ndarray, level: AmputationLevel, gains: Mapping[int, float]) -> dict[str, float]:
@@ -388,15 +351,31 @@ def measure(
     ``dropout`` 0 gives complete walks (training.oracle compares estimators on those)."""
     mask = catalog.feature_sensor_mask(kinds)
     out: dict[str, float] = {}
+    sides = {s for pair in _DERIVED.values() for s in pair}
     for spec, measurable in zip(catalog.FEATURES, mask, strict=True):
-        if spec.name in _DERIVED:
+        if spec.name in _DERIVED or spec.name in sides:
             continue
         if not measurable or rng.random() < dropout:
             out[spec.name] = math.nan
             continue
         out[spec.name] = true[spec.name] + rng.normal(0.0, _best_noise(kinds, spec, level))
     for name, (pn, sn) in _DERIVED.items():
+        # One sensor measures both sides in one walk, so their errors are mostly shared (a scale or
+        # timing error moves both): the mean of the two sides carries the side feature's error, their
+        # asymmetry the asymmetry's own (sensor_error.csv), and the sides follow from the two. Drawing
+        # the sides independently would give the asymmetry an error no retest ICC supports.
+        spec_a, spec_p, spec_s = (catalog.FEATURES_BY_NAME[n] for n in (name, pn, sn))
+        p_can, s_can = mask[catalog.FEATURE_INDEX[pn]], mask[catalog.FEATURE_INDEX[sn]]
+        p_ok = p_can and rng.random() >= dropout
+        s_ok = s_can and rng.random() >= dropout
+        side = spec_p if p_can else spec_s
+        err = _best_noise(kinds, side, level) if (p_can or s_can) else 0.0
+        mean = 0.5 * (true[pn] + true[sn]) + rng.normal(0.0, err)
+        a_true = _asymmetry(true[pn], true[sn])
         measurable = mask[catalog.FEATURE_INDEX[name]]
+        a = a_true + rng.normal(0.0, _best_noise(kinds, spec_a, level)) if measurable else a_true
+        out[pn] = mean * (1 + a / 200.0) if p_ok else math.nan
+        out[sn] = mean * (1 - a / 200.0) if s_ok else math.nan
         pv, sv = out[pn], out[sn]
         # Derived from the two sides where both are present (DESIGN 3.2 formula).
         out[name] = _asymmetry(pv, sv) if measurable and not (math.isnan(pv) or math.isnan(sv)) else math.nan

@@ -7,13 +7,12 @@ import the service's recommender; keep the two in step). Definitions (also writt
 
 - change needed: |true correction| >= min_change of the parameter (DESIGN 3.1); a "pair" is one
   (assessment, parameter).
-- decision rule (the service's, ``Recommender._one`` and ``_pool_alternatives``): per parameter the way
+- decision rule (the service's RECOMMENDED kind, service/recommender/decide.py): per parameter the way
   is the more probable of decrease / increase (p_dir); the change is recommended iff p_dir >= p_none,
   p_dir >= 0.55 (min_confidence), the predicted magnitude >= min_change, and, below p_dir 0.8
-  (UNSUPPORTED_MIN), a deviation (|z| >= 2 against the catalog norms) it would explain is present;
-  in addition, when a deviation is explained by no recommended change, the directions that would
-  explain it (each p_dir >= 0.3 and magnitude >= min_change) pool their probabilities and, if the
-  pool reaches 0.8, the most probable one is recommended. The recommended step is the magnitude
+  (UNSUPPORTED_MIN), a deviation (|z| >= 2 against the catalog norms) it would explain is present.
+  Trials and the other answer kinds are not in these figures: training.service_eval scores the
+  service's whole answer through its own code. The recommended step is the magnitude
   clamped to max_step; sagittal, length and rotation changes rank before coronal ones, then by
   p_dir * min(magnitude / max_step, 1.5).
 - detection_rate: share of pairs with a change needed where the service recommends a change (either way).
@@ -183,34 +182,9 @@ def service_decisions(
         for j in np.flatnonzero(weak[r]):
             if not any(dev[f] and np.sign(z[f]) == sg for f, sg in _SUPPORT.get((lv, int(j), int(sign[r, j])), ())):
                 rec[r, j] = False
+    # The service no longer pools alternatives: an unexplained clear deviation gets a TRIAL instead
+    # (service/recommender/decide.py), scored by training.service_eval through the service's code.
     pooled = np.zeros_like(rec)
-    eligible = ~rec & ~too_small & (p_dir >= ALTERNATIVE_FLOOR)
-    for r in np.flatnonzero(eligible.sum(axis=1) >= 2):
-        lv = _LEVELS[int(x[r, _TF_COL] == 1.0)]
-        values = x[r, :_N_FEAT].astype(np.float64)
-        z = (values - _NORM_MEAN[lv]) / _NORM_SD[lv]
-        dev = ~np.isnan(values) & (np.abs(z) >= DEVIATION_Z)
-
-        def supporting(
-            j: int, r: int = int(r), lv: catalog.AmputationLevel = lv, z: np.ndarray = z, dev: np.ndarray = dev
-        ) -> list[int]:
-            """The recommender's supporting-deviation rule: deviations the misalignment this correction undoes would produce."""
-            return [f for f, s in _SUPPORT.get((lv, j, int(sign[r, j])), ()) if dev[f] and np.sign(z[f]) == s]
-
-        explained = {f for j in np.flatnonzero(rec[r]) for f in supporting(int(j))}
-        groups: dict[int, list[int]] = {}
-        for j in np.flatnonzero(eligible[r]):
-            for f in supporting(int(j)):
-                if f not in explained:
-                    groups.setdefault(f, []).append(int(j))
-        done: set[int] = set()
-        for _f, group in sorted(groups.items(), key=lambda kv: -sum(p_dir[r, j] for j in kv[1])):
-            g = [j for j in group if j not in done and not rec[r, j]]
-            if len(g) < 2 or sum(p_dir[r, j] for j in g) < POOL_MIN:
-                continue
-            best = max(g, key=lambda j: p_dir[r, j])
-            rec[r, best] = pooled[r, best] = True
-            done.update(g)
     step = np.where(rec, sign * np.minimum(mag, max_step), 0.0)
     score = p_dir * np.minimum(mag / max_step, 1.5)
     key = np.where(rec, _PLANE_ORDER * 10.0 - score, np.inf)

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from service import catalog
-from training import cohort, dataset, evaluate, fitting_loop, oracle
+from training import acceptance, cohort, dataset, evaluate, fitting_loop, oracle, service_eval
 from training.onnx_graph import INPUT_NAME, build_onnx, opset_of, run_onnx
 from training.pipeline import ENGINEERED_FEATURES, OUTPUT_NAMES, monotone_signs
 from training.workflow import FitState, dump_json, load_state
@@ -286,6 +286,25 @@ def _nan_heavy(x: np.ndarray, seed: int) -> np.ndarray:
     return np.concatenate([heavy, only_context, nothing]).astype(np.float32)
 
 
+def answer_metrics(answers: dict[str, Any], suite: dict[str, Any]) -> dict[str, Any]:
+    """The figures of issue 13 as flat metrics (GetModel): specificity per subset, opposite advice, kinds."""
+    out: dict[str, Any] = {
+        "specificity": answers["specificity"],
+        "no_change_rate_aligned": answers["no_change_rate_aligned"],
+        "opposite_advice_rate": answers["opposite_advice_rate"],
+        "textbook_rank1_accepted_rate": suite["rank1_accepted_rate"],
+        "textbook_cases_with_an_opposite_fix": suite["cases_with_an_opposite_fix"],
+        "textbook_no_change_answers": suite["no_change_needed_answers"],
+    }
+    for name, s in answers["by_subset"].items():
+        out[f"specificity_{name}"] = s["specificity"]
+    for kind, k in answers["answer_kinds"].items():
+        out[f"{kind.lower()}_share"] = k["share"]
+        if k["right"] is not None:
+            out[f"{kind.lower()}_right"] = k["right"]
+    return out
+
+
 def golden_inputs(test: pd.DataFrame) -> np.ndarray:
     """About 8 rows: one per main sensor subset (missing-heavy ones included) + two synthetic ones."""
     x = dataset.model_inputs(test)
@@ -373,6 +392,9 @@ def write_artifact(
             "source": Path(state.data_source).name,
         },
         "metrics": evaluation,
+        # The range of every feature in the training data (0.1% and 99.9% quantiles): the service
+        # never reads an answer on inputs outside it as HIGH (DESIGN 3.3).
+        "input_ranges": state.input_ranges,
         "onnx": {
             "opset": opset_of(onx),
             "node_count": len(onx.graph.node),
@@ -393,12 +415,11 @@ def write_artifact(
             },
         },
         "decision_rule": (
-            "the service's (service/recommender.py, default policy, re-implemented in "
+            "the service's RECOMMENDED kind (service/recommender/decide.py, default policy, re-implemented in "
             "training.evaluate.service_decisions): recommend the more probable way iff p_dir >= p_none, "
             f"p_dir >= {evaluate.MIN_CONFIDENCE:g} and magnitude >= min_change and, below p_dir "
-            f"{evaluate.UNSUPPORTED_MIN:g}, a gait deviation it explains is present; plus pooled alternatives "
-            f"for unexplained deviations (each p_dir >= {evaluate.ALTERNATIVE_FLOOR:g}, pool >= "
-            f"{evaluate.POOL_MIN:g}); step = magnitude clamped to max_step"
+            f"{evaluate.UNSUPPORTED_MIN:g}, a gait deviation it explains is present; step = magnitude clamped "
+            "to max_step. Trials and the other answer kinds: 'What the service answers'"
         ),
         "direction_model": (
             "two binary boosters per parameter: P(increase) and P(decrease | not increase); "
@@ -441,6 +462,15 @@ def write_artifact(
             manifest["fitting_loop"]["plot"] = fitting_loop.PLOT_NAME  # beside the card, shown in its section
         log.info("simulated fittings: %d patients in %.1f s", fitting_patients, time.perf_counter() - t_loop)
         dump_json(manifest, tmp / "manifest.json")
+    # What the service answers with this artifact (its own code): the textbook acceptance suite and
+    # the answer kinds on held-out patients. Their headline figures join the metrics GetModel serves.
+    t_ans = time.perf_counter()
+    served = acceptance.load(tmp)
+    manifest["acceptance"] = acceptance.run(served)
+    manifest["service_answers"] = service_eval.run(served, state.test_frame)
+    manifest["metrics"]["answers"] = answer_metrics(manifest["service_answers"], manifest["acceptance"])
+    log.info("acceptance suite and service answers in %.1f s", time.perf_counter() - t_ans)
+    dump_json(manifest, tmp / "manifest.json")
     if oracle_config is not None and state.data_kind == "simulated":
         # How far is the model from what the simulated walks allow? Only meaningful for a model of the
         # simulator; it needs the written model like the closed loop.

@@ -66,10 +66,9 @@ from service import catalog
 from service.catalog import AmputationLevel, Parameter, SensorKind, Side
 from service.domain import (
     AnswerKind,
-    AppliedChange,
+    AppliedChangeInput,
     AssessmentInput,
     FeatureInput,
-    FittingWalk,
     FittingWalkInput,
     GaitAssessment,
     PatientContextInput,
@@ -231,8 +230,8 @@ class FittingPolicy(Protocol):
     def decide(self, states: Sequence[FittingState], kinds: frozenset[SensorKind]) -> list[tuple[int, float] | None]: ...
 
 
-def _applied(j: int, change: float) -> tuple[AppliedChange, ...]:
-    return (AppliedChange(_PARAMS[j], change),)
+def _applied(j: int, change: float) -> tuple[AppliedChangeInput, ...]:
+    return (AppliedChangeInput(_PARAMS[j], change),)
 
 
 class ServicePolicy:
@@ -256,19 +255,9 @@ class ServicePolicy:
         history = tuple(
             FittingWalkInput(w.features, _applied(*c)) for w, c in zip(s.walks[:-2], s.applied[: k - 1], strict=True)
         )
-        a = validate_assessment(
+        return validate_assessment(
             AssessmentInput(f"{p.pid}-W{k + 1}", context_of(p), walk.features, prev.features, applied, history)
         )
-        if not a.applied_since_reference and applied:
-            # Validation that does not yet carry the loop's fields: attach them to the validated walk.
-            a = dataclasses.replace(
-                a,
-                applied_since_reference=applied,
-                history=tuple(
-                    FittingWalk(_validated_values(s, i), _applied(*c)) for i, c in enumerate(s.applied[: k - 1])
-                ),
-            )
-        return a
 
     def decide(self, states: Sequence[FittingState], kinds: frozenset[SensorKind]) -> list[tuple[int, float] | None]:
         recs = self.recommender.recommend(self.model, [self.assessment(s) for s in states])
@@ -282,14 +271,6 @@ class ServicePolicy:
             adj = r.adjustments[0]
             out.append((_PIDX[adj.parameter], float(adj.change)))
         return out
-
-
-def _validated_values(s: FittingState, i: int) -> np.ndarray:
-    cache: dict[int, np.ndarray] = s.memo.setdefault("validated", {})
-    if i not in cache:
-        p = s.patient
-        cache[i] = validate_assessment(AssessmentInput(f"{p.pid}-H{i}", context_of(p), s.walks[i].features)).values
-    return cache[i]
 
 
 def noise_aware_z(values: np.ndarray, level: AmputationLevel, kinds: frozenset[SensorKind]) -> np.ndarray:
@@ -697,12 +678,14 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
 
 
 EXAMPLE_PATH = Path("examples") / "fittings" / "simulated_foot_outset_transtibial.json"
-EXAMPLE_SEED = 1414
+EXAMPLE_SEED = 1416
 
 
 def example_patient(seed: int = EXAMPLE_SEED) -> Any:
     """A simulated transtibial patient whose one clear misalignment is the foot 15 mm too lateral
-    (FOOT_MEDIAL_SHIFT -15 mm): the example fitting's, the integration tests' and the bench's."""
+    (FOOT_MEDIAL_SHIFT -15 mm): the example fitting's, the integration tests' and the bench's. The seed
+    was picked among 1400-1439 for the clearest first walk: both coronal socket moments at z -3.4,
+    every other feature within |z| 1.7 (noise-aware z)."""
     p = cohort._draw_patient(np.random.default_rng([seed, 0]), 0)
     x = np.zeros(len(catalog.PARAMETERS))
     x[_PIDX[Parameter.FOOT_MEDIAL_SHIFT]] = -15.0

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service import catalog
-from training import evaluate
+from training import acceptance, evaluate, service_eval
 
 _COLS = (
     ("n_assessments", "n", "{:d}"),
@@ -325,6 +325,101 @@ def _narrow(tg: Mapping[str, Any]) -> str:
     )
 
 
+def _answers(manifest: Mapping[str, Any]) -> str:
+    """What the service answers on held-out patients (training.service_eval): kinds, specificity."""
+    a = manifest.get("service_answers")
+    if not a:
+        return ""
+    kinds = "\n".join(
+        f"| {k} | {_MEANING[k]} | {v['share']:.3f} | {_fmt(v['right'], '{:.3f}')} |" for k, v in a["answer_kinds"].items()
+    )
+    subsets = "\n".join(
+        f"| {name} | {s['walks']} | {_fmt(s['specificity'], '{:.3f}')} | {_fmt(s['no_change_rate_aligned'], '{:.3f}')} | "
+        f"{_fmt(s['opposite_advice_rate'], '{:.4f}')} | {_fmt(s['acted_on_misaligned'], '{:.3f}')} | {_fmt(s['rank1_right_when_acting'], '{:.3f}')} |"
+        for name, s in a["by_subset"].items()
+    )
+    cal = "\n".join(
+        f"| {b['bin'][0]:.2f}-{b['bin'][1]:.2f} | {b['n']} | {b['stated']:.3f} | {b['right']:.3f} |" for b in a["trial_calibration"]
+    )
+    return f"""## What the service answers (held-out patients, the service's own code)
+{a["walks"]} held-out single walks ({a["aligned_walks"]} of well-aligned patients) sent through the service's
+validation and recommender with this artifact, each feature with the sensor that measured it
+(`training/service_eval.py`). Specificity {_fmt(a["specificity"], '{:.3f}')} (aligned walks given no
+adjustment), NO_CHANGE on {_fmt(a["no_change_rate_aligned"], '{:.3f}')} of aligned walks, opposite-direction
+advice on {_fmt(a["opposite_advice_rate"], '{:.4f}')} of misaligned walks (any adjustment of the answer).
+
+| answer kind | meaning | share of walks | right (see definitions) |
+|---|---|---|---|
+{kinds}
+
+| sensor subset | walks | specificity | NO_CHANGE when aligned | opposite advice | acts when misaligned | rank 1 right when acting |
+|---|---|---|---|---|---|---|
+{subsets}
+
+Trials: stated probability against how often the trial's direction was a needed correction
+(trials right at least as often as stated: {"yes" if a["trials_right_at_least_as_often_as_stated"] else "NO"}).
+
+| stated probability | trials | mean stated | right |
+|---|---|---|---|
+{cal}
+
+Definitions: {service_eval.__doc__.split("Definitions (also in the model card):", 1)[-1].strip()}
+"""
+
+
+_MEANING = {
+    "NO_CHANGE": "nothing needs explaining and the model agrees",
+    "RECOMMENDED": "confident change(s), ranked",
+    "TRIAL": "a clear deviation alignment explains, moderate evidence: smallest step of the top candidate",
+    "NOT_ALIGNMENT": "a clear deviation no alignment change explains: check the listed causes",
+    "INSUFFICIENT_EVIDENCE": "too little was measured",
+}
+
+
+def _acceptance(manifest: Mapping[str, Any]) -> str:
+    s = manifest.get("acceptance")
+    if not s:
+        return ""
+    subsets = ", ".join(f"{k} {v:.3f}" for k, v in s["rank1_accepted_rate_by_subset"].items())
+    kinds = ", ".join(f"{k} {v}" for k, v in s["answer_kinds"].items())
+    return f"""## Textbook acceptance suite (`training/acceptance.py`, tests/contract)
+{s["cases"]} walks generated from the cited rule table (clinical-evidence Tables A and B): one deviation at
+z = 3, 4 or 5 with every other feature at the norm, both sides, both levels, per sensor subset that
+measures it. Rank 1 an accepted fix (RECOMMENDED or TRIAL): **{s["rank1_accepted_rate"]:.3f}** ({subsets});
+cases with an opposite fix anywhere in the answer: {s["cases_with_an_opposite_fix"]}; "no change needed"
+answers: {s["no_change_needed_answers"]}; answer kinds: {kinds}; right answers decided within
+{acceptance.MARGIN:g} of their threshold: {s["fragile_within_margin"]}. Well-aligned copies answered NO_CHANGE:
+{s["aligned_copies_no_change"]} of {s["aligned_copies"]}. Extrapolation: each textbook fix's probability as its
+deviation grows from z = 3 to 10 (everything else at the norm): {s["extrapolation"]["non_decreasing"]} of
+{s["extrapolation"]["curves"]} curves non-decreasing within {acceptance.DROP_TOLERANCE:g} (largest drop
+{s["extrapolation"]["worst_drop"]:.3f}; LightGBM with the monotone constraints listed under Model, flat beyond
+the largest training value). Most of these walks are TRIALs: with every other
+feature exactly at the norm the model rarely finds a change likely, and the trial is its best-ranked
+textbook candidate at the smallest step, with its own probability.
+"""
+
+
+def _icc() -> str:
+    rows = []
+    for f in catalog.FEATURES:
+        cells = []
+        for kind in catalog.SensorKind:
+            if kind in f.sources:
+                cells.append(f"{catalog.implied_icc(kind, f, catalog.AmputationLevel.TRANSTIBIAL):.2f}")
+            else:
+                cells.append("-")
+        rows.append(f"| {f.name} | " + " | ".join(cells) + " |")
+    head = " | ".join(k.value.lower() for k in catalog.SensorKind)
+    return f"""## Measurement error: implied single-walk ICC per feature and sensor (transtibial)
+From `service/data/sensor_error.csv` (each sensor's ICC with its citation; video x{catalog.sensor_errors()[catalog.SensorKind.VIDEO_POSE].tf_factor:g} error SD for
+transfemoral users). The service's deviations and the simulator's noise both use it.
+
+| feature | {head} |
+|---|{"---|" * len(catalog.SensorKind)}
+{chr(10).join(rows)}
+"""
+
+
 def render(manifest: Mapping[str, Any], plots: list[str]) -> str:
     m = manifest["metrics"]
     td = manifest["training_data"]
@@ -404,7 +499,7 @@ Context: `context_transfemoral` (0/1), `context_body_mass_kg`, `context_k_level`
 - Split grouped by patient: {split.get("train_patients")} training, {split.get("calibration_patients")} calibration
   (temperature) and {split.get("test_patients")} held-out test patients ({split.get("test_assessments")} assessments).
   No patient appears in two of them. All numbers below are on the held-out test patients.
-{"- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters drawn between min_change and the study range; effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; per-sensor noise (IMU vs mocap RMSE, video-pose error on prosthetic limbs) and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient; half of the assessments also appear with a reference walk (the same patient at an accepted alignment, gait drifted between visits by 0.4 of the between-patient SD)." if simulated else ""}
+{"- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters (55/30/15%), 65% drawn between min_change and the study range and 35% beyond it up to the clinical range (bench alignments are off by more than perturbation studies apply); effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; a quarter of the patients are compensators (every response but one per misaligned parameter damped to <= 0.3, socket moments excepted: single-deviation presentations); per-sensor noise from the ICC table below and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient; half of the assessments also appear with a reference walk (the same patient at an accepted alignment, gait drifted between visits by 0.4 of the between-patient SD)." if simulated else ""}
 
 ## Targets (held-out patients, all sensors, the service's decision rule)
 Each target is judged under ONE stated definition; the other figures in the last column describe the
@@ -431,6 +526,12 @@ reported, never judged. {_reference_summary(m)}
 {_table(m["by_sensor_subset"], "sensor subset")}
 
 {_anchor(m)}
+
+{_answers(manifest)}
+
+{_acceptance(manifest)}
+
+{_icc()}
 
 {_fitting_loop(manifest)}
 

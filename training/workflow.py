@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from service import catalog
 from training import anchors, cohort, dataset, evaluate
 from training.pipeline import ForestAlignmentModel, LgbmConfig, LightGBMAlignmentModel
 
@@ -53,6 +54,8 @@ class FitState:
     train_patient_ids: list[str] = field(default_factory=list)
     cal_patient_ids: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Per catalog feature, the 0.1% and 99.9% quantiles of the training rows (export.input_ranges).
+    input_ranges: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _json_default(o: object) -> object:
@@ -148,6 +151,7 @@ def fit(
         n_cal_patients=len(np.unique(pids[cal])),
         train_patient_ids=sorted(map(str, np.unique(pids[train]))),
         cal_patient_ids=sorted(map(str, np.unique(pids[cal]))),
+        input_ranges=_input_ranges(df[train]),
         timings={
             "fit_lightgbm_s": t_lgb,
             "fit_forest_s": t_rf,
@@ -164,6 +168,16 @@ def fit(
         time.perf_counter() - t0,
     )
     return state
+
+
+def _input_ranges(train: pd.DataFrame) -> dict[str, list[float]]:
+    """Per catalog feature, the 0.1% and 99.9% quantiles of the training rows."""
+    out: dict[str, list[float]] = {}
+    for name in catalog.FEATURE_NAMES:
+        col = pd.to_numeric(train[name], errors="coerce").dropna()
+        if len(col):
+            out[name] = [float(col.quantile(0.001)), float(col.quantile(0.999))]
+    return out
 
 
 def load_state(workdir: Path) -> FitState:

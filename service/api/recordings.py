@@ -14,7 +14,14 @@ import numpy as np
 from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service.catalog import SensorKind, Side
-from service.extraction import ChannelInput, ExtractionOutcome, RecordingInput, extract_features
+from service.extraction import (
+    ChannelGroupInput,
+    ChannelInput,
+    ExtractionOutcome,
+    RecordingInput,
+    TimelineReport,
+    extract_features,
+)
 
 # Proto enum numbers <-> domain enums by name ("SENSOR_KIND_IMU" <-> SensorKind.IMU), so a value
 # added to both stays mapped without touching this file.
@@ -29,6 +36,7 @@ _SIDE_IN: dict[int, Side] = {
     for name, number in pb.Side.items()
     if name.removeprefix("SIDE_") in Side.__members__
 }
+_SIDE_OUT: dict[Side, int] = {side: number for number, side in _SIDE_IN.items()}
 
 
 def extract_features_rpc(request: spb.ExtractFeaturesRequest) -> spb.ExtractFeaturesResponse:
@@ -80,8 +88,19 @@ def _recording(r: pb.Recording) -> RecordingInput:
             values=np.asarray(ch.values, dtype=np.float64),
             components=ch.components,
             unit=ch.unit,
+            group=ch.group,
         )
         for ch in r.channels
+    )
+    groups = tuple(
+        ChannelGroupInput(
+            name=g.name,
+            # Empty repeated fields mean "not sent"; the extraction checks that exactly one is.
+            sample_counter=np.asarray(g.sample_counter, dtype=np.int64) if len(g.sample_counter) else None,
+            sample_times_s=np.asarray(g.sample_times_s, dtype=np.float64) if len(g.sample_times_s) else None,
+            counter_modulus=g.counter_modulus,
+        )
+        for g in r.channel_groups
     )
     return RecordingInput(
         sensor_kind=_SENSOR_IN.get(r.sensor_kind),
@@ -90,6 +109,7 @@ def _recording(r: pb.Recording) -> RecordingInput:
         c3d_bytes=bytes(r.c3d_file) or None,
         options=dict(r.options),
         observations=dict(r.observations),
+        channel_groups=groups,
     )
 
 
@@ -114,4 +134,30 @@ def _response(outcome: ExtractionOutcome) -> spb.ExtractFeaturesResponse:
                 precision=str(prov.precision),
                 n_values=prov.n_values,
             )
+        if rep.timeline is not None:
+            _timeline(out, rep.timeline)
     return resp
+
+
+def _timeline(out: pb.ExtractionReport, t: TimelineReport) -> None:
+    out.aligned_start_s = t.start_s
+    out.aligned_end_s = t.end_s
+    out.samples_filled = t.samples_filled
+    for g in t.groups:
+        group = out.channel_groups.add(
+            name=g.name,
+            channels=list(g.channels),
+            start_s=g.start_s,
+            end_s=g.end_s,
+            samples_received=g.samples_received,
+            samples_filled=g.samples_filled,
+            samples_unfilled=g.samples_unfilled,
+            gap_count=g.gap_count,
+            samples_repeated=g.samples_repeated,
+        )
+        for gap in g.gaps:
+            group.gaps.add(
+                start_s=gap.start_s, duration_s=gap.duration_s, samples_missing=gap.samples_missing, filled=gap.filled
+            )
+    for d in t.strides_dropped_for_gaps:
+        out.strides_dropped_for_gaps.add(side=_SIDE_OUT[d.side], start_s=d.start_s, end_s=d.end_s, group=d.group)

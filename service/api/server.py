@@ -31,12 +31,12 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2 as admin_pb
 from service._generated.prosthetic_alignment.v1 import alignment_admin_service_pb2_grpc as admin_grpc
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
+from service.api import reflection
 from service.api.auth import BearerAuthInterceptor, load_tokens
 from service.api.metrics import Metrics, tracing_interceptor
 from service.api.servicer import AdminServicer, AlignmentServicer
@@ -355,9 +355,7 @@ def build_server(
     _add_service(server, _OnPool(servicer, running.unary_pool, UNARY_LANE_METHODS))
     admin_grpc.add_AlignmentAdminServiceServicer_to_server(AdminServicer(running.admin_reload), server)
     health_pb2_grpc.add_HealthServicer_to_server(running.health, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable(server, (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME))
 
     creds = _credentials(s)
     port = server.add_secure_port(s.address, creds) if creds else server.add_insecure_port(s.address)

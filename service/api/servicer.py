@@ -24,14 +24,12 @@ from service.domain import GaitAssessment, Recommendation
 from service.errors import AlignmentError, InvalidInputError, LimitExceededError, Violation
 from service.recommender import Recommender
 from service.registry import ModelRegistry, RefreshResult
-from service.validation import Limits, validate_assessment, validate_batch
+from service.validation import MAX_HISTORY_WALKS, Limits, validate_assessment, validate_batch
 
 log = logging.getLogger("service.api")
 T = TypeVar("T")
 
 
-# Earlier walks the stream keeps for a fitting (StreamRecommendAdjustments, _StreamFitting).
-STREAM_HISTORY_WALKS = 8
 # Deadlines longer than this (or none) wait for a batch slot without a timeout.
 _LONGEST_WAIT_S = 86_400.0
 
@@ -137,10 +135,8 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
 
     def BatchRecommendAdjustments(
         self, request: spb.BatchRecommendAdjustmentsRequest, context: grpc.ServicerContext
-    ) -> convert.EncodedMessage:
-        """Answers as a BatchRecommendAdjustmentsResponse's wire bytes (see server.ENCODED_RESPONSE_METHODS)."""
-
-        def run() -> convert.EncodedMessage:
+    ) -> spb.BatchRecommendAdjustmentsResponse:
+        def run() -> spb.BatchRecommendAdjustmentsResponse:
             n = len(request.assessments)
             if n > self.max_batch_size:
                 raise InvalidInputError(
@@ -167,7 +163,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
 
     def _batch(
         self, request: spb.BatchRecommendAdjustmentsRequest, context: grpc.ServicerContext
-    ) -> convert.EncodedMessage:
+    ) -> spb.BatchRecommendAdjustmentsResponse:
         model = self.registry.get(request.model_version)
         msgs = request.assessments
         # The whole batch is validated at once; a bad item gets its own error and the others are
@@ -185,11 +181,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
             for rec, i in zip(recs, good, strict=True):
                 results[i] = rec
             self._count("BatchRecommendAdjustments", recs)
-        # Sent as built (convert: parsing 1000 answers into messages only to serialize them again
-        # cost ~11% of a batch's server CPU).
-        return convert.EncodedMessage(
-            convert.batch_response_bytes(model.ref, [(m.assessment_id, r) for m, r in zip(msgs, results, strict=True)])
-        )
+        return convert.batch_response(model.ref, [(m.assessment_id, r) for m, r in zip(msgs, results, strict=True)])
 
     def StreamRecommendAdjustments(
         self, request_iterator: Iterator[spb.StreamRecommendAdjustmentsRequest], context: grpc.ServicerContext
@@ -289,7 +281,7 @@ class _StreamFitting:
     it carried the previous message's walk as reference and the walks before that as fitting_history
     (each with the change the next message reported). A message without applied_since_reference starts
     the memory afresh (no known change links it to the walks before). Only validated messages are kept,
-    at most STREAM_HISTORY_WALKS of history."""
+    at most validation.MAX_HISTORY_WALKS of history (the oldest are dropped)."""
 
     def __init__(self) -> None:
         self._walks: list[pb.GaitAssessment] = []  # features and applied_since_reference of each walk
@@ -308,7 +300,7 @@ class _StreamFitting:
         if not msg.applied_since_reference:
             self._walks.clear()
         self._walks.append(pb.GaitAssessment(features=msg.features, applied_since_reference=msg.applied_since_reference))
-        del self._walks[: -(STREAM_HISTORY_WALKS + 1)]
+        del self._walks[: -(MAX_HISTORY_WALKS + 1)]
 
 
 class _StreamIdle(Exception):

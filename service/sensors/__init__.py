@@ -8,8 +8,11 @@ Pure numpy; scipy/ezc3d are optional and imported lazily. Bad recordings raise
 ``EXTRACTORS`` (keyed by SensorKind name) and the expected inputs:
 
 - ``IMU`` -> ``imu.extract_imu(channels, sampling_rate_hz, prosthetic_side, acc_unit="m/s^2"|"g",
-  gyro_unit="deg/s"|"rad/s")``: channels ``{left_foot,right_foot,trunk,pelvis,lower_back}_{acc,gyr}_{pa,ml,si}``,
-  body frame x=pa forward, y=ml LEFT, z=si up. ``left_foot_gyr_ml`` and ``right_foot_gyr_ml`` required.
+  gyro_unit="deg/s"|"rad/s", unreliable=None, foot_yaw_known=True)``: channels
+  ``{left_foot,right_foot,trunk,pelvis,lower_back}_{acc,gyr}_{pa,ml,si}``, body frame x=pa forward,
+  y=ml LEFT, z=si up. ``left_foot_gyr_ml`` and ``right_foot_gyr_ml`` required. Sensors with their own
+  timelines (lost packets) go through ``timeline.align_groups`` first, which fills short gaps and
+  returns the ``unreliable`` masks of long ones.
 - ``INSTRUMENTED_PYLON`` -> ``pylon.extract_pylon(channels, sampling_rate_hz, prosthetic_side, body_mass_kg)``:
   ``axial_force_n`` (+compression) or ``fz_n``; ``moment_sagittal_nm`` (+flexion), ``moment_coronal_nm``
   (+varus) or raw ``fx_n fy_n mx_nm my_nm mz_nm`` (x anterior, y left, z up). N and N*m.

@@ -54,6 +54,17 @@ class FeatureProvenance:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class GapDrop:
+    """A stride left out because samples of ``channel`` inside it (or next to it) were not measured:
+    a gap too long to fill on that channel's timeline (``service.sensors.timeline``)."""
+
+    side: Side
+    start_sample: int
+    end_sample: int
+    channel: str
+
+
 @dataclass(frozen=True)
 class ExtractionResult:
     """Features from one recording plus how much of the recording could be used."""
@@ -64,6 +75,8 @@ class ExtractionResult:
     strides_dropped: int
     warnings: tuple[str, ...] = ()
     provenance: dict[str, FeatureProvenance] = field(default_factory=dict)
+    # Strides dropped because of a gap (also counted in strides_dropped), in time order per side.
+    gap_drops: tuple[GapDrop, ...] = ()
 
 
 class FeatureCollector:
@@ -108,7 +121,7 @@ class FeatureCollector:
                 precision,
             )
 
-    def result(self, strides_used: int, strides_dropped: int) -> ExtractionResult:
+    def result(self, strides_used: int, strides_dropped: int, gap_drops: Iterable[GapDrop] = ()) -> ExtractionResult:
         return ExtractionResult(
             features=dict(self.features),
             sensor_kind=self.sensor_kind.value,
@@ -116,6 +129,7 @@ class FeatureCollector:
             strides_dropped=int(strides_dropped),
             warnings=tuple(self.warnings),
             provenance=dict(self.provenance),
+            gap_drops=tuple(gap_drops),
         )
 
 
@@ -137,6 +151,7 @@ def merge_results(primary: ExtractionResult, secondary: ExtractionResult, prefer
         strides_dropped=primary.strides_dropped,
         warnings=primary.warnings + tuple(w for w in secondary.warnings if w not in primary.warnings),
         provenance=prov,
+        gap_drops=primary.gap_drops + secondary.gap_drops,
     )
 
 
@@ -307,6 +322,7 @@ __all__ = [
     "FeatureCollector",
     "FeatureProvenance",
     "FloatArray",
+    "GapDrop",
     "Precision",
     "SensorKind",
     "Side",

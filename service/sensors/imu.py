@@ -9,6 +9,11 @@ person's LEFT, ``si`` up. So a foot's ``gyr_ml`` is negative while the toe rotat
 Required: ``left_foot_gyr_ml`` and ``right_foot_gyr_ml``. With all six foot axes we also integrate
 stride length and speed (zero-velocity updates) and a foot progression angle.
 
+Channels are equal-length arrays on one uniform timeline. Sensors that lost packets are first put on
+one by ``service.sensors.timeline.align_groups``; samples inside gaps too long to fill arrive marked in
+``unreliable``, and every stride (or step, or trunk/pelvis stride) that touches one, or comes within
+``GAP_MARGIN_S`` of it, is dropped and listed in ``ExtractionResult.gap_drops``.
+
 Events (per foot, from the sagittal gyro ``sag = -gyr_ml``, positive = toe up):
 mid-swing = the large positive peak; terminal contact (TC) = the negative minimum (push-off rotation)
 before it; initial contact (IC) = the first negative minimum after it (the foot slaps flat). These are
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +37,7 @@ from service.sensors.base import (
     ExtractionResult,
     FeatureCollector,
     FloatArray,
+    GapDrop,
     Precision,
     SensorKind,
     Side,
@@ -45,6 +51,7 @@ from service.sensors.base import (
     smooth,
 )
 from service.sensors.errors import NoCompleteStrideError, RecordingTooShortError, SideMissingError
+from service.sensors.timeline import BoolArray
 
 AccUnit = Literal["m/s^2", "g"]
 GyroUnit = Literal["deg/s", "rad/s"]
@@ -62,6 +69,27 @@ TC_OFFSET_S = -0.025
 # Plausible stride bounds for walking (turns, stops and artefacts fall outside and are dropped).
 MIN_STRIDE_S, MAX_STRIDE_S = 0.6, 2.5
 MIN_STANCE_FRACTION, MAX_STANCE_FRACTION = 0.45, 0.85
+# A stride this close to an unfilled gap is not trusted either: its contacts are zero crossings of
+# the gyro, and one next to the gap (or the swing peak that brackets it) can be shifted by the
+# straight line drawn through the gap.
+GAP_MARGIN_S = 0.05
+
+
+class _GapCheck:
+    """Which channel (if any) has an unfilled-gap sample in a span, per sensor location."""
+
+    def __init__(self, unreliable: Mapping[str, BoolArray] | None, names: Iterable[str], margin: int) -> None:
+        known = set(names)
+        self._bad = {k: v for k, v in (unreliable or {}).items() if k in known and v.any()}
+        self._margin = margin
+
+    def channel(self, location: str, start: int, end: int) -> str | None:
+        """First channel of ``location`` with an unfilled sample in [start - margin, end + margin]."""
+        a, b = max(0, start - self._margin), end + self._margin + 1
+        for name in sorted(self._bad):
+            if name.startswith(f"{location}_") and self._bad[name][a:b].any():
+                return name
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +223,17 @@ def extract_imu(
     acc_unit: AccUnit = "m/s^2",
     gyro_unit: GyroUnit = "deg/s",
     integrate_spatial: bool = True,
+    unreliable: Mapping[str, BoolArray] | None = None,
+    foot_yaw_known: bool = True,
 ) -> ExtractionResult:
-    """IMU recording -> catalog features. See the module docstring for channel names and frames."""
+    """IMU recording -> catalog features. See the module docstring for channel names and frames.
+
+    ``foot_yaw_known`` False: the sensors' rotation about the vertical on the feet is unknown, so the
+    foot progression angles (stride direction against the sensor's forward axis, off 1:1 by that
+    rotation) are not reported; speed and step lengths do not depend on it and still are.
+
+    ``unreliable``: channel -> mask of samples that are not measurements (gaps too long to fill);
+    strides touching them are dropped and reported in ``gap_drops``."""
     side = coerce_side(prosthetic_side)
     fs = check_rate(sampling_rate_hz)
     check_channels(channels, KNOWN_CHANNELS)
@@ -216,12 +253,21 @@ def extract_imu(
     events: dict[Side, FootEvents] = {}
     strides: dict[Side, list[tuple[int, int, int]]] = {}  # (ic, tc, next ic)
     dropped = 0
+    gaps = _GapCheck(unreliable, sig, round(GAP_MARGIN_S * fs))
+    gap_drops: list[GapDrop] = []
     for s in Side:
         ev = detect_foot_events(conv[f"{s.prefix}_foot_gyr_ml"], fs)
         events[s] = ev
         good: list[tuple[int, int, int]] = []
         for k in range(len(ev.ic) - 1):
             ic, tc, ic2 = ev.ic[k], ev.tc[k + 1], ev.ic[k + 1]
+            gap = gaps.channel(f"{s.prefix}_foot", ic, ic2)
+            if gap is not None:
+                # Checked before the stride bounds: a gap that swallowed a swing merges two strides
+                # into one too long, and the gap is the reason it is not used.
+                gap_drops.append(GapDrop(s, ic, ic2, gap))
+                dropped += 1
+                continue
             stride_s = (ic2 - ic) / fs
             stance_frac = (tc - ic) / max(1, ic2 - ic)
             if MIN_STRIDE_S <= stride_s <= MAX_STRIDE_S and MIN_STANCE_FRACTION <= stance_frac <= MAX_STANCE_FRACTION:
@@ -230,7 +276,8 @@ def extract_imu(
                 dropped += 1
         strides[s] = good
     if not strides[side] or not strides[side.other]:
-        raise NoCompleteStrideError("channels", "no complete stride (IC-TC-IC) on both feet; is this walking?")
+        why = f" ({len(gap_drops)} strides overlap gaps too long to fill)" if gap_drops else ""
+        raise NoCompleteStrideError("channels", f"no complete stride (IC-TC-IC) on both feet{why}; is this walking?")
 
     role = {side: "prosthetic", side.other: "sound"}
     stride_times: list[float] = []
@@ -248,6 +295,8 @@ def extract_imu(
         other_ics = np.asarray(events[s.other].ic)
         for ic, _, _ in strides[s]:
             prev = other_ics[other_ics < ic]
+            if prev.size and gaps.channel(f"{s.other.prefix}_foot", int(prev[-1]), ic) is not None:
+                continue  # the other foot's contact may be lost in a gap: no trustworthy step
             if prev.size and (ic - prev[-1]) / fs < 0.75 * MAX_STRIDE_S:
                 step_times[s].append((ic - prev[-1]) / fs)
 
@@ -282,6 +331,12 @@ def extract_imu(
                 fpa[s].append(-heading if s is Side.LEFT else heading)
         out.add("walking_speed_m_per_s", median_or_nan(speed_vals), "ZUPT stride length / time", len(speed_vals), Precision.MEDIUM)
         for s in Side:
+            if not foot_yaw_known:
+                out.warn(
+                    "foot progression angles not reported: the sensors' yaw on the feet is unknown "
+                    "(option foot_yaw=unknown); a yaw error adds to the angle one for one"
+                )
+                break
             out.add(
                 f"foot_progression_angle_{role[s]}_deg",
                 median_or_nan(fpa[s]),
@@ -307,16 +362,16 @@ def extract_imu(
     elif integrate_spatial:
         out.warn("speed, stride/step length and foot progression need acc_pa/ml/si and gyr_pa/ml/si on both feet")
 
-    _trunk_pelvis(conv, fs, side, strides, out)
+    _trunk_pelvis(conv, fs, side, strides, out, gaps)
     n_used = len(strides[Side.LEFT]) + len(strides[Side.RIGHT])
-    return out.result(n_used, dropped)
+    return out.result(n_used, dropped, sorted(gap_drops, key=lambda d: (d.side.value, d.start_sample)))
 
 
-def _segment(conv: Mapping[str, FloatArray], loc: str) -> tuple[FloatArray, FloatArray | None] | None:
+def _segment(conv: Mapping[str, FloatArray], loc: str) -> tuple[FloatArray, FloatArray | None, str] | None:
     if not all(f"{loc}_acc_{a}" in conv for a in AXES):
         return None
     acc = np.column_stack([conv[f"{loc}_acc_{a}"] for a in AXES])
-    return acc, conv.get(f"{loc}_gyr_pa")
+    return acc, conv.get(f"{loc}_gyr_pa"), loc
 
 
 def _trunk_pelvis(
@@ -325,15 +380,23 @@ def _trunk_pelvis(
     side: Side,
     strides: Mapping[Side, list[tuple[int, int, int]]],
     out: FeatureCollector,
+    gaps: _GapCheck,
 ) -> None:
     sign = 1.0 if side is Side.LEFT else -1.0  # roll-to-left -> lean toward the prosthetic side
     pelvis = _segment(conv, "pelvis") or _segment(conv, "lower_back")
     trunk = _segment(conv, "trunk")
-    p_strides = strides[side]
     if trunk is None and pelvis is not None:
         trunk = pelvis
         out.warn("trunk_lateral_lean_deg from the pelvis/lower-back sensor (no trunk sensor): underestimates trunk lean")
-    if trunk is not None:
+
+    def clean(seg: tuple[FloatArray, FloatArray | None, str]) -> list[tuple[int, int, int]]:
+        # Prosthetic strides whose trunk/pelvis samples were all measured (the feet were checked).
+        kept = [st for st in strides[side] if gaps.channel(seg[2], st[0], st[2]) is None]
+        if not kept:
+            out.warn(f"{seg[2]} sensor: every prosthetic stride overlaps a gap too long to fill; no {seg[2]} features")
+        return kept
+
+    if trunk is not None and (p_strides := clean(trunk)):
         roll = sign * _roll_toward_left_deg(trunk[0], trunk[1], fs)
         ref = np.median(np.concatenate([roll[a:b] for a, _, b in p_strides]))
         # Peak lean during prosthetic stance, relative to the stride-mean roll (removes the unknown
@@ -341,7 +404,7 @@ def _trunk_pelvis(
         peaks = [float(np.max(roll[a:tc]) - ref) for a, tc, _ in p_strides]
         prec = Precision.MEDIUM if _segment(conv, "trunk") is not None else Precision.LOW
         out.add("trunk_lateral_lean_deg", median_or_nan(peaks), "trunk roll peak in prosthetic stance minus stride mean", len(peaks), prec)
-    if pelvis is not None:
+    if pelvis is not None and (p_strides := clean(pelvis)):
         roll = sign * _roll_toward_left_deg(pelvis[0], pelvis[1], fs)
         ranges = [float(np.ptp(roll[a:b])) for a, _, b in p_strides]
         out.add("pelvic_obliquity_range_deg", median_or_nan(ranges), "pelvis roll range per prosthetic stride", len(ranges), Precision.MEDIUM)

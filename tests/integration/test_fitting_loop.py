@@ -23,13 +23,12 @@ SEED = fl.EXAMPLE_SEED
 _J = {p: j for j, p in enumerate(catalog.PARAMETER_NAMES)}
 _PARAM_PB = {name: pb.AdjustmentParameter.Value(f"ADJUSTMENT_PARAMETER_{name}") for name in catalog.PARAMETER_NAMES}
 _PARAM_NAME = {v: k for k, v in _PARAM_PB.items()}
-# The service side of the loop (reading applied_since_reference and fitting_history: issue 14, the
-# recommender core) is not on this branch yet. Measured with the bundled model on 2026-12-04: the first
-# walk gets FOOT_MEDIAL_SHIFT +10 mm (the clamped step, right), the second walk (-5 mm left, exactly the
-# smallest effective change) gets no adjustment, so the fitting stops just outside the band. Strict: the
-# marker fails the suite once the service reaches the band, and must then go.
+# Measured with main's recommender stages (the loop read: 662d2ba) and the bundled model 1.0.0 on
+# 2026-12-04: the first walk gets FOOT_MEDIAL_SHIFT +10 mm (the clamped step, right); the second walk
+# (-5 mm left, exactly the smallest effective change) gets NO_CHANGE, so the fitting stops just outside
+# the band. Strict: the marker fails the suite once the service reaches the band, and must then go.
 LOOP_NOT_YET_SERVED = pytest.mark.xfail(
-    strict=True, reason="the service side of the fitting loop is not merged yet: stops at FOOT_MEDIAL_SHIFT -5 mm"
+    strict=True, reason="the service stops at FOOT_MEDIAL_SHIFT -5 mm (NO_CHANGE one smallest step outside the band)"
 )
 
 
@@ -62,23 +61,31 @@ def _change(adj: pb.Adjustment) -> float:
     return adj.change_deg if adj.WhichOneof("change") == "change_deg" else adj.change_mm
 
 
-def _fit(answer: Callable[[int, list[pb.FeatureValue], pb.AppliedChange | None], pb.Recommendation]) -> tuple[
-    np.ndarray, list[pb.Recommendation]
-]:
-    """Run the fitting: `answer(walk_index, features, change since the previous walk)` asks the server."""
+def _fit(
+    answer: Callable[[int, list[pb.FeatureValue], pb.AppliedChange | None], pb.Recommendation],
+    schedule: list[tuple[str, float]] | None = None,
+) -> tuple[np.ndarray, list[pb.Recommendation]]:
+    """Run the fitting: `answer(walk_index, features, change since the previous walk)` asks the server;
+    its rank-1 adjustment is applied until it lists none. With a `schedule`, those changes are applied
+    after the walks instead, whatever the answers (a prosthetist's own plan)."""
     p = _patient()
     x = p.x.copy()
     answers: list[pb.Recommendation] = []
     applied: pb.AppliedChange | None = None
-    for k in range(fl.WALKS):
+    for k in range(fl.WALKS if schedule is None else len(schedule) + 1):
         walk = fl.simulate_walk(p, x, ALL, fl.walk_seed(SEED, 0, 0, k))
         r = answer(k, _features(walk), applied)
         answers.append(r)
-        if not r.adjustments or r.answer_kind == pb.ANSWER_KIND_NO_CHANGE or k == fl.WALKS - 1:
+        if schedule is not None:
+            if k == len(schedule):
+                break
+            param, change = _PARAM_PB[schedule[k][0]], schedule[k][1]
+        elif not r.adjustments or r.answer_kind == pb.ANSWER_KIND_NO_CHANGE or k == fl.WALKS - 1:
             break
-        adj = r.adjustments[0]
-        x[_J[_PARAM_NAME[adj.parameter]]] += _change(adj)
-        applied = pb.AppliedChange(parameter=adj.parameter, change=_change(adj))
+        else:
+            param, change = r.adjustments[0].parameter, _change(r.adjustments[0])
+        x[_J[_PARAM_NAME[param]]] += change
+        applied = pb.AppliedChange(parameter=param, change=change)
     return x, answers
 
 
@@ -148,19 +155,32 @@ def test_a_fitting_reaches_the_band_through_the_stream(client: AlignmentClient) 
 
 
 def test_the_stream_answers_a_fitting_as_the_full_unary_requests_do(client: AlignmentClient) -> None:
-    """The stream's convenience is the same stateless rule: walk by walk, the same answers."""
+    """The stream's convenience is the same stateless rule: walk by walk, the same answers (here for
+    the example fitting's plan, so the later walks carry a reference, a change and a history)."""
     p = _patient()
+    plan = [("FOOT_MEDIAL_SHIFT", 10.0), ("FOOT_MEDIAL_SHIFT", 3.0), ("FOOT_MEDIAL_SHIFT", 2.0)]
     answer, close = _stream(client, p)
     try:
-        x_stream, streamed = _fit(answer)
+        x_stream, streamed = _fit(answer, plan)
     finally:
         close()
-    x_unary, expected = _fit(_unary(client, p))
-    assert len(streamed) >= 2  # at least one walk after a known change
+    _, expected = _fit(_unary(client, p), plan)
+    assert len(streamed) == len(plan) + 1 and fl.in_band(x_stream)
     assert [r.SerializeToString(deterministic=True) for r in streamed] == [
         r.SerializeToString(deterministic=True) for r in expected
     ]
-    assert np.array_equal(x_stream, x_unary)
+    # The loop's fields reach the answer: the last walk differs from the same walk sent alone.
+    alone = client.recommend(pb.GaitAssessment(assessment_id=f"fit-{len(plan) + 1}", patient=_context(p),
+                                               features=_last_walk_features(plan)))
+    assert alone.SerializeToString(deterministic=True) != streamed[-1].SerializeToString(deterministic=True)
+
+
+def _last_walk_features(plan: list[tuple[str, float]]) -> list[pb.FeatureValue]:
+    p = _patient()
+    x = p.x.copy()
+    for name, change in plan:
+        x[_J[name]] += change
+    return _features(fl.simulate_walk(p, x, ALL, fl.walk_seed(SEED, 0, 0, len(plan))))
 
 
 def test_the_stream_keeps_no_history_across_a_walk_without_a_known_change(client: AlignmentClient) -> None:

@@ -504,19 +504,33 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., sha256: _Optional[str] = ..., training_data_fingerprint: _Optional[str] = ..., training_data_kind: _Optional[str] = ..., model_family: _Optional[str] = ..., created_time: _Optional[str] = ..., metrics: _Optional[_Mapping[str, float]] = ..., catalog_version: _Optional[str] = ..., limitations: _Optional[str] = ...) -> None: ...
 
 class RecordingChannel(_message.Message):
-    __slots__ = ("name", "values", "components", "unit")
+    __slots__ = ("name", "values", "components", "unit", "group")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
     name: str
     values: _containers.RepeatedScalarFieldContainer[float]
     components: int
     unit: str
-    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., components: _Optional[int] = ..., unit: _Optional[str] = ...) -> None: ...
+    group: str
+    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., components: _Optional[int] = ..., unit: _Optional[str] = ..., group: _Optional[str] = ...) -> None: ...
+
+class ChannelGroup(_message.Message):
+    __slots__ = ("name", "sample_counter", "sample_times_s", "counter_modulus")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_COUNTER_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_TIMES_S_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_MODULUS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    sample_counter: _containers.RepeatedScalarFieldContainer[int]
+    sample_times_s: _containers.RepeatedScalarFieldContainer[float]
+    counter_modulus: int
+    def __init__(self, name: _Optional[str] = ..., sample_counter: _Optional[_Iterable[int]] = ..., sample_times_s: _Optional[_Iterable[float]] = ..., counter_modulus: _Optional[int] = ...) -> None: ...
 
 class Recording(_message.Message):
-    __slots__ = ("sensor_kind", "sampling_rate_hz", "channels", "c3d_file", "options", "observations")
+    __slots__ = ("sensor_kind", "sampling_rate_hz", "channels", "c3d_file", "options", "observations", "channel_groups")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -537,13 +551,15 @@ class Recording(_message.Message):
     C3D_FILE_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_GROUPS_FIELD_NUMBER: _ClassVar[int]
     sensor_kind: SensorKind
     sampling_rate_hz: float
     channels: _containers.RepeatedCompositeFieldContainer[RecordingChannel]
     c3d_file: bytes
     options: _containers.ScalarMap[str, str]
     observations: _containers.ScalarMap[str, str]
-    def __init__(self, sensor_kind: _Optional[_Union[SensorKind, str]] = ..., sampling_rate_hz: _Optional[float] = ..., channels: _Optional[_Iterable[_Union[RecordingChannel, _Mapping]]] = ..., c3d_file: _Optional[bytes] = ..., options: _Optional[_Mapping[str, str]] = ..., observations: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    channel_groups: _containers.RepeatedCompositeFieldContainer[ChannelGroup]
+    def __init__(self, sensor_kind: _Optional[_Union[SensorKind, str]] = ..., sampling_rate_hz: _Optional[float] = ..., channels: _Optional[_Iterable[_Union[RecordingChannel, _Mapping]]] = ..., c3d_file: _Optional[bytes] = ..., options: _Optional[_Mapping[str, str]] = ..., observations: _Optional[_Mapping[str, str]] = ..., channel_groups: _Optional[_Iterable[_Union[ChannelGroup, _Mapping]]] = ...) -> None: ...
 
 class FeatureProvenance(_message.Message):
     __slots__ = ("feature", "sensor_kind", "method", "precision", "n_values")
@@ -560,15 +576,73 @@ class FeatureProvenance(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., sensor_kind: _Optional[_Union[SensorKind, str]] = ..., method: _Optional[str] = ..., precision: _Optional[str] = ..., n_values: _Optional[int] = ...) -> None: ...
 
 class ExtractionReport(_message.Message):
-    __slots__ = ("sensor_kind", "strides_used", "strides_dropped", "warnings", "provenance")
+    __slots__ = ("sensor_kind", "strides_used", "strides_dropped", "warnings", "provenance", "aligned_start_s", "aligned_end_s", "samples_filled", "channel_groups", "strides_dropped_for_gaps")
     SENSOR_KIND_FIELD_NUMBER: _ClassVar[int]
     STRIDES_USED_FIELD_NUMBER: _ClassVar[int]
     STRIDES_DROPPED_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    ALIGNED_START_S_FIELD_NUMBER: _ClassVar[int]
+    ALIGNED_END_S_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FILLED_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    STRIDES_DROPPED_FOR_GAPS_FIELD_NUMBER: _ClassVar[int]
     sensor_kind: SensorKind
     strides_used: int
     strides_dropped: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
     provenance: _containers.RepeatedCompositeFieldContainer[FeatureProvenance]
-    def __init__(self, sensor_kind: _Optional[_Union[SensorKind, str]] = ..., strides_used: _Optional[int] = ..., strides_dropped: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., provenance: _Optional[_Iterable[_Union[FeatureProvenance, _Mapping]]] = ...) -> None: ...
+    aligned_start_s: float
+    aligned_end_s: float
+    samples_filled: int
+    channel_groups: _containers.RepeatedCompositeFieldContainer[ChannelGroupReport]
+    strides_dropped_for_gaps: _containers.RepeatedCompositeFieldContainer[GapDroppedStride]
+    def __init__(self, sensor_kind: _Optional[_Union[SensorKind, str]] = ..., strides_used: _Optional[int] = ..., strides_dropped: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., provenance: _Optional[_Iterable[_Union[FeatureProvenance, _Mapping]]] = ..., aligned_start_s: _Optional[float] = ..., aligned_end_s: _Optional[float] = ..., samples_filled: _Optional[int] = ..., channel_groups: _Optional[_Iterable[_Union[ChannelGroupReport, _Mapping]]] = ..., strides_dropped_for_gaps: _Optional[_Iterable[_Union[GapDroppedStride, _Mapping]]] = ...) -> None: ...
+
+class ChannelGroupReport(_message.Message):
+    __slots__ = ("name", "channels", "start_s", "end_s", "samples_received", "samples_filled", "samples_unfilled", "gaps", "gap_count", "samples_repeated")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FILLED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_UNFILLED_FIELD_NUMBER: _ClassVar[int]
+    GAPS_FIELD_NUMBER: _ClassVar[int]
+    GAP_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_REPEATED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    start_s: float
+    end_s: float
+    samples_received: int
+    samples_filled: int
+    samples_unfilled: int
+    gaps: _containers.RepeatedCompositeFieldContainer[TimelineGap]
+    gap_count: int
+    samples_repeated: int
+    def __init__(self, name: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., samples_received: _Optional[int] = ..., samples_filled: _Optional[int] = ..., samples_unfilled: _Optional[int] = ..., gaps: _Optional[_Iterable[_Union[TimelineGap, _Mapping]]] = ..., gap_count: _Optional[int] = ..., samples_repeated: _Optional[int] = ...) -> None: ...
+
+class TimelineGap(_message.Message):
+    __slots__ = ("start_s", "duration_s", "samples_missing", "filled")
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_MISSING_FIELD_NUMBER: _ClassVar[int]
+    FILLED_FIELD_NUMBER: _ClassVar[int]
+    start_s: float
+    duration_s: float
+    samples_missing: int
+    filled: bool
+    def __init__(self, start_s: _Optional[float] = ..., duration_s: _Optional[float] = ..., samples_missing: _Optional[int] = ..., filled: _Optional[bool] = ...) -> None: ...
+
+class GapDroppedStride(_message.Message):
+    __slots__ = ("side", "start_s", "end_s", "group")
+    SIDE_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    side: Side
+    start_s: float
+    end_s: float
+    group: str
+    def __init__(self, side: _Optional[_Union[Side, str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., group: _Optional[str] = ...) -> None: ...
