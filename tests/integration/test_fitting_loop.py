@@ -4,7 +4,6 @@ and the same fitting through the stream, where the server keeps the walks for th
 
 from __future__ import annotations
 
-import json
 import queue
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,22 +206,16 @@ def _summary(r: pb.Recommendation) -> str:
 
 
 def test_the_example_fitting_replays_walk_by_walk(client: AlignmentClient) -> None:
-    """examples/fittings/: each walk sent with the previous one, the change since it and the earlier
-    walks (as `python -m service.client fit` sends them); the first walk's answer is the right fix."""
-    from google.protobuf import json_format
+    """examples/fittings/ through the client's own replay (`python -m service.client fit`): each walk
+    sent with the previous one, the change since it and the earlier walks; the first answer is the fix."""
+    from service.client import fitting_assessments, load_fitting
 
     root = Path(__file__).resolve().parents[2]
-    raw = json.loads((root / fl.EXAMPLE_PATH).read_text())
-    patient = json_format.ParseDict(raw["patient"], pb.PatientContext())
-    walks = [json_format.ParseDict(w, pb.FittingWalk()) for w in raw["walks"]]
-    answers = []
-    for k, walk in enumerate(walks):
-        a = pb.GaitAssessment(assessment_id=f"example-{k + 1}", patient=patient, features=walk.features)
-        if k:
-            a.reference_features.extend(walks[k - 1].features)
-            a.applied_since_reference.extend(walks[k - 1].applied_after)
-            a.fitting_history.extend(walks[: k - 1])
-        answers.append(client.recommend(a))
+    requests = fitting_assessments(load_fitting(root / fl.EXAMPLE_PATH))
+    assert [len(a.fitting_history) for a in requests] == [0, 0, 1]
+    assert [bool(a.applied_since_reference) for a in requests] == [False, True, True]
+    answers = [client.recommend(a) for a in requests]
     first = answers[0].adjustments[0]
     assert _PARAM_NAME[first.parameter] == "FOOT_MEDIAL_SHIFT" and _change(first) > 0
-    assert all(r.model.version for r in answers)
+
+
