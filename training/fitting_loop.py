@@ -276,7 +276,14 @@ class ServicePolicy:
 def noise_aware_z(values: np.ndarray, level: AmputationLevel, kinds: frozenset[SensorKind]) -> np.ndarray:
     """z of each feature against the prosthesis-user norm, counting the sending sensor's noise."""
     mean = np.array([f.normative[level].mean for f in catalog.FEATURES])
-    sd = np.array([math.hypot(f.normative[level].sd, cohort._best_noise(kinds, f, level)) for f in catalog.FEATURES])
+    sd = np.array(
+        [
+            math.hypot(f.normative[level].sd, cohort._best_noise(kinds, f, level))
+            if any(k in kinds for k in f.sources)
+            else math.nan  # no sensor of the set measures it
+            for f in catalog.FEATURES
+        ]
+    )
     z: np.ndarray = (values - mean) / sd
     return z
 

@@ -151,7 +151,7 @@ def test_the_service_policy_sends_the_loop_fields(artifact_dir: Path) -> None:
 
 @pytest.mark.parametrize("policy", ["service", "single_walk"])
 def test_a_small_run_reports_every_figure(artifact_dir: Path, policy: str) -> None:
-    res = fl.run(artifact_dir, n_patients=8, subsets=("pylon_only",), policies=(policy, "ceiling"))
+    res = fl.run(artifact_dir, n_patients=8, subsets=("pylon_only",), policies=(policy, "textbook_rule", "ceiling"))
     r = res["by_subset"]["pylon_only"][policy]
     for k in ("in_band_within_2_walks", "in_band_within_4_walks", "in_band_within_6_walks"):
         assert r[k] is None or 0.0 <= r[k] <= 1.0
