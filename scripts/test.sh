@@ -4,7 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[training,sensors,dev]"
+python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[training,sensors,records,dev]"
+
+# The record-store tests start a throwaway PostgreSQL server (tests/pg_server.py): Debian's package.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+      || echo "could not install postgresql: the PostgreSQL record-store tests will skip" >&2
+  else
+    echo "postgresql not installed and apt-get not usable: the PostgreSQL record-store tests will skip" >&2
+  fi
+fi
 
 # buf (protobuf lint) ships as an npm package. Use one on PATH, else install it into .cache/npm
 # (project-local and git-ignored: no global npm prefix, no root needed).

@@ -115,6 +115,11 @@ class AlignmentClient:
     def get_model(self, model_version: str = "") -> spb.GetModelResponse:
         return self.stub.GetModel(spb.GetModelRequest(model_version=model_version), timeout=self.timeout_s, metadata=self._metadata)
 
+    def record_fitting(self, record: pb.FittingRecord) -> spb.RecordFittingResponse:
+        """Store a finished fitting (needs a token with the records scope; idempotent per fitting_id)."""
+        req = spb.RecordFittingRequest(record=record)
+        return self.stub.RecordFitting(req, timeout=self.timeout_s, metadata=self._metadata)
+
     def health(self, service: str = "") -> str:
         resp = self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout_s, metadata=self._metadata)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))

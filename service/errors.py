@@ -2,13 +2,17 @@
 
     AlignmentError                      base; never raised itself
     ├── InvalidInputError               INVALID_ARGUMENT: bad request content, with field violations
+    │   └── InvalidRecordError          ... in a fitting record (RecordFitting)
     ├── ModelNotFoundError              NOT_FOUND: a pinned model version that is not loaded
     ├── ModelNotReadyError              UNAVAILABLE: no model loaded yet, or draining
     ├── ModelArtifactError              refused artifact (bad hash, manifest, golden outputs); internal
     ├── LimitExceededError              RESOURCE_EXHAUSTED: too many features, batch too large, overload
     ├── DependencyMissingError          FAILED_PRECONDITION: an optional extra is not installed
     ├── UnauthenticatedError            UNAUTHENTICATED: no or unknown credentials
-    └── PermissionDeniedError           PERMISSION_DENIED: credentials without the needed right
+    ├── PermissionDeniedError           PERMISSION_DENIED: credentials without the needed right
+    ├── RecordConflictError             ALREADY_EXISTS: a fitting_id already stored with other content
+    ├── RecordingDisabledError          FAILED_PRECONDITION: RecordFitting while recording is off
+    └── StoreUnavailableError           UNAVAILABLE (with a retry delay): the record store did not commit
 
 No grpc import here: the core raises domain errors, the edge translates them.
 """
@@ -83,3 +87,26 @@ class UnauthenticatedError(AlignmentError):
 
 class PermissionDeniedError(AlignmentError):
     reason = "PERMISSION_DENIED"
+
+
+class InvalidRecordError(InvalidInputError):
+    reason = "INVALID_FITTING_RECORD"
+
+
+class RecordConflictError(AlignmentError):
+    reason = "FITTING_ID_CONFLICT"
+
+
+class RecordingDisabledError(AlignmentError):
+    reason = "RECORDING_DISABLED"
+
+
+class StoreUnavailableError(AlignmentError):
+    """The write was not committed (store down, locked, timed out). Safe to retry with the same
+    fitting_id: recording is idempotent."""
+
+    reason = "RECORD_STORE_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

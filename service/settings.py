@@ -78,13 +78,27 @@ class Settings(BaseSettings):
         "configure the SDK and exporter in the deployment)",
     )
 
+    # Fitting records (DESIGN 6.1; README "Fitting records"). Off unless a URL is set.
+    records_url: SecretStr | None = Field(
+        None,
+        description="record store: sqlite:///path/records.db or postgresql://user@host/db; unset = recording off "
+        "(RecordFitting answers FAILED_PRECONDITION); needs the records extra",
+    )
+    records_tokens: SecretStr | None = Field(
+        None,
+        description="comma-separated bearer tokens (name=token) with the records scope: they may call RecordFitting "
+        "and every non-admin RPC; required when records_url is set",
+    )
+    records_threads: int = Field(4, ge=1, le=64, description="store writer threads (and pooled connections) per worker")
+    records_timeout_s: float = Field(5.0, gt=0.0, le=60.0, description="store lock/connect wait before UNAVAILABLE")
+
     # Recommendation policy (DESIGN 3.1). Smallest change with a published effect; safe single step.
     min_change_deg: float = Field(2.0, ge=0.0, le=10.0)
     min_change_mm: float = Field(5.0, ge=0.0, le=20.0)
     min_change_length_mm: float = Field(5.0, ge=0.0, le=20.0)
     max_step_deg: float = Field(6.0, gt=0.0, le=15.0)
     max_step_mm: float = Field(10.0, gt=0.0, le=30.0)
-    min_confidence: float = Field(0.55, ge=0.0, le=1.0, description="probability needed to recommend a change")
+    min_confidence: float = Field(0.7, ge=0.0, le=1.0, description="probability needed to RECOMMEND a change (below it a clear deviation gets a TRIAL)")
     deviation_z: float = Field(2.0, gt=0.0, description="|z| from which a feature counts as a deviation")
     # Occlusion re-runs the model once per sent feature: it doubles the CPU per request (bench/RESULTS.md),
     # so by default driving features come from the cited effect table ranked by |z|, and occlusion
@@ -101,6 +115,8 @@ class Settings(BaseSettings):
             raise ValueError("min_change must not exceed max_step")
         if self.tracing and importlib.util.find_spec("opentelemetry") is None:
             raise ValueError("tracing needs the opentelemetry-api package (pip install opentelemetry-api)")
+        if self.records_url is not None:
+            self._check_records()
         if self.metrics_port and self.metrics_port + self.workers - 1 > 65535:
             raise ValueError("metrics_port + workers - 1 must be a valid port (worker i serves metrics on port+i)")
         if not self.tls_enabled and not self.is_loopback and not self.allow_insecure_remote:
@@ -109,6 +125,24 @@ class Settings(BaseSettings):
                 "(ALIGN_TLS_CERT_FILE/ALIGN_TLS_KEY_FILE) or ALIGN_ALLOW_INSECURE_REMOTE=true"
             )
         return self
+
+    def _check_records(self) -> None:
+        url = self.records_url.get_secret_value() if self.records_url else ""
+        scheme = url.partition(":")[0].lower()
+        if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+            raise ValueError("records_url must be sqlite:///path/records.db or postgresql://...")
+        needed = ["sqlalchemy", "alembic"] + (["psycopg"] if scheme.startswith("postgresql") else [])
+        missing = [m for m in needed if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ValueError(
+                f"recording (ALIGN_RECORDS_URL) needs the records extra ({', '.join(missing)} missing): "
+                "install .[records], i.e. pip install '.[records]'"
+            )
+        if not (self.records_tokens and self.records_tokens.get_secret_value().strip()):
+            raise ValueError(
+                "records_url is set but no records_tokens: only tokens with the records scope may write records "
+                "(ALIGN_RECORDS_TOKENS=name=token)"
+            )
 
     @property
     def tls_enabled(self) -> bool:

@@ -6,6 +6,8 @@ Examples (from the repository root):
     python -m training fit --data examples/training/clinic_sample.csv
     python -m training evaluate
     python -m training export --version 1.0.1 --out models/alignment
+    python -m training export-records sqlite:///records.db fittings.parquet   # recorded fittings -> schema
+    python -m training fit --records sqlite:///records.db                      # evaluate on / train with them
     python -m training fittings --patients 2000                # simulated fittings, every policy
 """
 
@@ -24,6 +26,7 @@ from training.dataset import SchemaError
 
 if TYPE_CHECKING:
     from training.pipeline import LgbmConfig
+    from training.workflow import FitState
 
 DEFAULT_OUT = Path("models") / "alignment"
 DEFAULT_VERSION = "1.0.0"
@@ -67,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--no-compare", action="store_true", help="skip the random-forest comparison")
 
+    def records_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--records",
+            metavar="URL",
+            help="recorded fittings (ALIGN_RECORDS_URL): an evaluation set, mixed into training once there are "
+            "enough (training/records.py)",
+        )
+
     def export_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--version", default=DEFAULT_VERSION, help="numeric dotted, e.g. 1.0.0")
         sp.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model root (default models/alignment)")
@@ -79,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     common(sp)
     fit_args(sp)
     sp.add_argument("--data", type=Path, help="training table (default: the workdir's simulated cohort)")
+    records_arg(sp)
     sp = sub.add_parser("evaluate", help="grouped held-out evaluation, metrics and plots")
     common(sp)
     sp = sub.add_parser("export", help="write models/alignment/<version>/")
@@ -90,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     fit_args(sp)
     export_args(sp)
     sp.add_argument("--data", type=Path, help="train on this table instead of simulating")
+    records_arg(sp)
+    sp = sub.add_parser("export-records", help="recorded fittings (RecordFitting) -> the training schema (.parquet/.csv)")
+    sp.add_argument("url", help="the record store: sqlite:///path or postgresql://...")
+    sp.add_argument("out", type=Path, help="output table (.parquet or .csv)")
+    sp.add_argument("-v", "--verbose", action="store_true")
     sp = sub.add_parser("fittings", help="simulated fittings of an exported model, every policy side by side (the oracle on every subset)")
     sp.add_argument("--model", type=Path, default=DEFAULT_OUT / DEFAULT_VERSION, help="model directory")
     sp.add_argument("--patients", type=int, default=1000, help="fresh simulated patients per sensor subset")
@@ -107,8 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
     if args.command == "fittings":
         return _fittings(args)
-    from training import workflow
+    from training import records, workflow
 
+    if args.command == "export-records":
+        try:
+            records.export_records(args.url, args.out)
+        except SchemaError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     workdir: Path = args.workdir
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -120,28 +144,40 @@ def main(argv: list[str] | None = None) -> int:
 
                 dataset.write_table(dataset.load(out).frame, args.output)
         elif args.command == "fit":
-            workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare, config=_config(args))
+            _fit(workdir, args)
         elif args.command == "evaluate":
             workflow.run_evaluation(workdir)
         elif args.command == "export":
             from training.export import export
 
-            export(workdir, args.out, args.version)
+            records.annotate_artifact(workdir, export(workdir, args.out, args.version))
         elif args.command == "all":
             from training.export import write_artifact
 
             if args.data is None:
                 workflow.simulate(workdir, args.patients, args.seed, args.assessments)
-            state = workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare, config=_config(args))
+            state = _fit(workdir, args)
             res = workflow.run_evaluation(workdir, state)
             # Timing covers everything before the artifact write; the export's own seconds are logged.
-            write_artifact(state, res, args.out, args.version, workdir / "plots", pipeline_started=t0)
+            art = write_artifact(state, res, args.out, args.version, workdir / "plots", pipeline_started=t0)
+            records.annotate_artifact(workdir, art)
             _summary(res)
     except SchemaError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     logging.getLogger("training").info("%s done in %.1f s", args.command, time.perf_counter() - t0)
     return 0
+
+
+def _fit(workdir: Path, args: argparse.Namespace) -> FitState:
+    from training import records, workflow
+
+    if args.records:
+        return records.fit_with_records(
+            workdir, args.data, args.records, args.split_seed, compare=not args.no_compare, config=_config(args)
+        )
+    records.forget(workdir)
+    return workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare, config=_config(args))
 
 
 def _fittings(args: argparse.Namespace) -> int:

@@ -116,18 +116,24 @@ def answer(model: OnnxModel, suite: list[Case], policy: Policy | None = None) ->
     return Recommender(policy or dataclasses.replace(Policy.default(), explain=False)).recommend(model, batch)
 
 
-def margin_of(rec: Recommendation, policy: Policy) -> float:
-    """How far the decisive probability of the rank-1 answer sits from the threshold that decides it."""
+def margin_of(rec: Recommendation, policy: Policy, accepted: frozenset[tuple[Parameter, int]] = frozenset()) -> float:
+    """How far the decisive probability of an accepted rank-1 answer sits from the threshold that decides it.
+
+    For a fix the table names, min_confidence only decides RECOMMENDED against TRIAL, and both are
+    accepted answers; what decides whether it may be advised at all is the veto (the opposite more
+    likely). So the margin is p - p_opposite."""
     if not rec.adjustments:
         return 0.0
     a = rec.adjustments[0]
     est = next((e for e in rec.parameter_estimates if e.parameter is a.parameter), None)
     if est is None:
         return 0.0
-    p, p_opp = (est.probability_increase, est.probability_decrease) if a.change > 0 else (est.probability_decrease, est.probability_increase)
-    if a.trial:
-        return p - p_opp  # the veto
-    return min(p - policy.min_confidence, p - est.probability_no_change)
+    sign = 1 if a.change > 0 else -1
+    if (a.parameter, -sign) in accepted:
+        return float("inf")
+    p, p_opp = (est.probability_increase, est.probability_decrease) if sign > 0 else (est.probability_decrease, est.probability_increase)
+    assert policy.min_confidence > 0
+    return p - p_opp
 
 
 def load(directory: Path) -> OnnxModel:
@@ -146,9 +152,11 @@ def extrapolation(model: OnnxModel) -> dict[str, Any]:
     For every table deviation (all sensors, left side), the feature is swept from z = 3 to 10, beyond
     what the cohort produces for most features, with everything else at the norm; each candidate fix's
     probability must be non-decreasing (within DROP_TOLERANCE)."""
-    curves = 0
+    curves = beyond_curves = 0
     bad: list[str] = []
-    worst = 0.0
+    bad_beyond: list[str] = []
+    worst = worst_beyond = 0.0
+    ranges = model.input_ranges
     kinds = cohort.SENSOR_SUBSETS["all_sensors"]
     seen: set[tuple[AmputationLevel, str, int]] = set()
     for c in cases():
@@ -159,6 +167,9 @@ def extrapolation(model: OnnxModel) -> dict[str, Any]:
         walks = [w for z in EXTRAPOLATION_Z if (w := _walk(c.level, kinds, c.feature, key[2] * z)) is not None]
         if len(walks) < 2:
             continue
+        fi = catalog.FEATURE_INDEX[c.feature]
+        value = [next(f.value for f in w if f.name == c.feature) for w in walks]
+        outside = [ranges is not None and not (ranges[0][fi] <= v <= ranges[1][fi]) for v in value]
         sweep = [dataclasses.replace(c, features=w) for w in walks]
         recs = answer(model, sweep)
         for param, sign in sorted(c.accepted):
@@ -166,12 +177,32 @@ def extrapolation(model: OnnxModel) -> dict[str, Any]:
             for r in recs:
                 e = next(e for e in r.parameter_estimates if e.parameter is param)
                 ps.append(e.probability_increase if sign > 0 else e.probability_decrease)
+            name = f"{c.level.value[:2]} {c.feature} {'high' if key[2] > 0 else 'low'}: {param.value} {sign:+d}"
             drop = max((a - b for a, b in itertools.pairwise(ps)), default=0.0)
             curves += 1
             worst = max(worst, drop)
             if drop > DROP_TOLERANCE:
-                bad.append(f"{c.level.value[:2]} {c.feature} {'high' if key[2] > 0 else 'low'}: {param.value} {sign:+d} drops {drop:.3f}")
-    return {"curves": curves, "non_decreasing": curves - len(bad), "worst_drop": worst, "decreasing": bad[:40], "z": list(EXTRAPOLATION_Z)}
+                bad.append(f"{name} drops {drop:.3f}")
+            # Beyond the training range: from the last value inside it on.
+            first = next((k for k, o in enumerate(outside) if o), None)
+            if first is not None:
+                tail = ps[max(first - 1, 0) :]
+                d = max((a - b for a, b in itertools.pairwise(tail)), default=0.0)
+                beyond_curves += 1
+                worst_beyond = max(worst_beyond, d)
+                if d > DROP_TOLERANCE:
+                    bad_beyond.append(f"{name} drops {d:.3f} beyond the training range")
+    return {
+        "curves": curves,
+        "non_decreasing": curves - len(bad),
+        "worst_drop": worst,
+        "decreasing": bad[:40],
+        "curves_beyond_training_range": beyond_curves,
+        "non_decreasing_beyond_training_range": beyond_curves - len(bad_beyond),
+        "worst_drop_beyond_training_range": worst_beyond,
+        "decreasing_beyond_training_range": bad_beyond[:40],
+        "z": list(EXTRAPOLATION_Z),
+    }
 
 
 def run(model: OnnxModel) -> dict[str, Any]:
@@ -193,10 +224,10 @@ def run(model: OnnxModel) -> dict[str, Any]:
         opposite += bool(bad)
         no_change += r.no_change_needed
         kinds[r.answer_kind.value] += 1
-        if ok and margin_of(r, policy) < MARGIN:
+        if ok and margin_of(r, policy, c.accepted) < MARGIN:
             fragile += 1
             if len(fragile_cases) < 40:
-                fragile_cases.append(f"{c.name}: {r.answer_kind.value} {got[:1]} margin {margin_of(r, policy):.3f}")
+                fragile_cases.append(f"{c.name}: {r.answer_kind.value} {got[:1]} margin {margin_of(r, policy, c.accepted):.3f}")
         if bad and len(opposite_cases) < 40:
             opposite_cases.append(f"{c.name}: {r.answer_kind.value} {got}")
         tally = by_subset.setdefault(c.subset, [0, 0])

@@ -43,6 +43,21 @@ SCHEMA_COLUMNS: tuple[str, ...] = (
     ID_COLUMNS + CONTEXT_COLUMNS + FEATURE_COLUMNS + REFERENCE_COLUMNS + CORRECTION_COLUMNS + OUTCOME_COLUMNS
 )
 REQUIRED_COLUMNS: tuple[str, ...] = (*ID_COLUMNS, "amputation_level", *FEATURE_COLUMNS, *CORRECTION_COLUMNS)
+# Optional provenance of rows that are walks of recorded fittings (`python -m training export-records`):
+# kept for audit and the model card's real-record section, never model inputs. Kept in the validated
+# table only when the file has them, so tables without them (the simulator's) are unchanged.
+RECOMMENDED_COLUMNS: tuple[str, ...] = tuple(f"recommended_{p}" for p in catalog.PARAMETER_NAMES)
+RECORD_TEXT_COLUMNS: tuple[str, ...] = (
+    "fitting_id",
+    "clinic_key",
+    "answer_model_name",
+    "answer_model_version",
+    "answer_model_sha256",
+    "answer_kind",
+)
+RECORD_NUMERIC_COLUMNS: tuple[str, ...] = ("walk_index", *RECOMMENDED_COLUMNS, "prosthetist_rating")
+RECORD_COLUMNS: tuple[str, ...] = (*RECORD_TEXT_COLUMNS, *RECORD_NUMERIC_COLUMNS)
+KNOWN_COLUMNS: tuple[str, ...] = SCHEMA_COLUMNS + RECORD_COLUMNS
 
 FOOT_TYPES: tuple[str, ...] = ("SACH", "SINGLE_AXIS", "MULTIAXIAL", "ENERGY_STORING", "MICROPROCESSOR", "OTHER")
 # A correction beyond three study ranges (e.g. 36 deg foot rotation, Fridman 2003's largest) is a data
@@ -109,6 +124,12 @@ def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
             out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
     if "outcome_accepted" in out.columns:
         out["outcome_accepted"] = _parse_bool(out["outcome_accepted"])[0]
+    for c in RECORD_TEXT_COLUMNS:
+        if c in out.columns:
+            out[c] = out[c].astype("string").str.strip()
+    for c in RECORD_NUMERIC_COLUMNS:
+        if c in out.columns:
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
     return out
 
 
@@ -116,9 +137,9 @@ def validate(raw: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     """Check a raw table against the schema; return it with canonical dtypes or raise SchemaError."""
     problems: list[str] = []
     cols = [str(c) for c in raw.columns]
-    unknown = [c for c in cols if c not in SCHEMA_COLUMNS]
+    unknown = [c for c in cols if c not in KNOWN_COLUMNS]
     for c in unknown:
-        close = difflib.get_close_matches(c, SCHEMA_COLUMNS, n=1)
+        close = difflib.get_close_matches(c, KNOWN_COLUMNS, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"unknown column '{c}'{hint}")
     dup = sorted({c for c in cols if cols.count(c) > 1})
@@ -205,6 +226,11 @@ def validate(raw: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
         unit = catalog.PARAMETERS_BY_NAME[col.removeprefix("correction_")].unit
         check_numeric(col, -lim, lim, unit, required_value=True)
     check_numeric("outcome_comfort_0_10", 0.0, 10.0, "")
+    check_numeric("prosthetist_rating", 1.0, 5.0, "")
+    check_numeric("walk_index", 0.0, 1e6, "")
+    for col in RECOMMENDED_COLUMNS:
+        lim = CORRECTION_LIMIT["correction_" + col.removeprefix("recommended_")]
+        check_numeric(col, -lim, lim, catalog.PARAMETERS_BY_NAME[col.removeprefix("recommended_")].unit)
     if "outcome_accepted" in df.columns:
         _, bad = _parse_bool(df["outcome_accepted"])
         if bad.any():
@@ -226,7 +252,7 @@ def validate(raw: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
     for c in SCHEMA_COLUMNS:  # optional columns absent from the file: present but empty
         if c not in out.columns:
             out[c] = pd.NA
-    return coerce_types(out[list(SCHEMA_COLUMNS)])
+    return coerce_types(out[[*SCHEMA_COLUMNS, *(c for c in RECORD_COLUMNS if c in out.columns)]])
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -291,7 +317,9 @@ def corrections(df: pd.DataFrame) -> np.ndarray:
 
 def fingerprint(df: pd.DataFrame) -> str:
     """sha256 of the table in a canonical form: schema column order, rows sorted by ids, fixed floats."""
-    canon = df[list(SCHEMA_COLUMNS)].sort_values(list(ID_COLUMNS), kind="mergesort")
+    # Record provenance columns count when the table has them (a table without them hashes as before).
+    cols = [*SCHEMA_COLUMNS, *(c for c in RECORD_COLUMNS if c in df.columns)]
+    canon = df[cols].sort_values(list(ID_COLUMNS), kind="mergesort")
     buf = io.StringIO()
     canon.to_csv(buf, index=False, float_format="%.9g", na_rep="", lineterminator="\n")
     return hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()

@@ -7,6 +7,7 @@ from typing import Any
 
 from service import catalog
 from training import acceptance, evaluate, service_eval
+from training.records import render_section as render_real_records
 
 _COLS = (
     ("n_assessments", "n", "{:d}"),
@@ -392,8 +393,10 @@ answers: {s["no_change_needed_answers"]}; answer kinds: {kinds}; right answers d
 {s["aligned_copies_no_change"]} of {s["aligned_copies"]}. Extrapolation: each textbook fix's probability as its
 deviation grows from z = 3 to 10 (everything else at the norm): {s["extrapolation"]["non_decreasing"]} of
 {s["extrapolation"]["curves"]} curves non-decreasing within {acceptance.DROP_TOLERANCE:g} (largest drop
-{s["extrapolation"]["worst_drop"]:.3f}; LightGBM with the monotone constraints listed under Model, flat beyond
-the largest training value). Most of these walks are TRIALs: with every other
+{s["extrapolation"]["worst_drop"]:.3f}, inside the training range where another cause can explain the
+pattern better); beyond the training range {s["extrapolation"]["non_decreasing_beyond_training_range"]} of
+{s["extrapolation"]["curves_beyond_training_range"]} (largest drop {s["extrapolation"]["worst_drop_beyond_training_range"]:.3f}):
+LightGBM with the monotone constraints listed under Model is flat beyond its largest split. Most of these walks are TRIALs: with every other
 feature exactly at the norm the model rarely finds a change likely, and the trial is its best-ranked
 textbook candidate at the smallest step, with its own probability.
 """
@@ -500,6 +503,8 @@ Context: `context_transfemoral` (0/1), `context_body_mass_kg`, `context_k_level`
   (temperature) and {split.get("test_patients")} held-out test patients ({split.get("test_assessments")} assessments).
   No patient appears in two of them. All numbers below are on the held-out test patients.
 {"- Simulator: TT/TF about 70/30, K1-K4, four foot types; baseline gait from catalog normatives with between-patient spread; 25% well aligned (all parameters inside the no-change band); otherwise 1-3 misaligned parameters (55/30/15%), 65% drawn between min_change and the study range and 35% beyond it up to the clinical range (bench alignments are off by more than perturbation studies apply); effects from the cited CSV with per-patient gain N(1, compensation_cv) and saturation; a quarter of the patients are compensators (every response but one per misaligned parameter damped to <= 0.3, socket moments excepted: single-deviation presentations); per-sensor noise from the ICC table below and missing-feature patterns; one full-sensor plus three partial-sensor assessments per patient; half of the assessments also appear with a reference walk (the same patient at an accepted alignment, gait drifted between visits by 0.4 of the between-patient SD)." if simulated else ""}
+
+{render_real_records(dict(manifest))}
 
 ## Targets (held-out patients, all sensors, the service's decision rule)
 Each target is judged under ONE stated definition; the other figures in the last column describe the

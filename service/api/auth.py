@@ -3,6 +3,11 @@
 Tokens come from settings (env) or a file, one per line as `name=token` (the name is what gets
 logged, never the token). Comparison is constant-time. Health and reflection may stay open so that
 load balancers and Kubernetes probes work without secrets.
+
+Scopes: plain tokens call the AlignmentService RPCs except RecordFitting; admin tokens (ALIGN_ADMIN_TOKENS)
+also the admin RPCs; records tokens (ALIGN_RECORDS_TOKENS) also RecordFitting, the only RPC that writes
+patient data. A known token without the needed scope gets PERMISSION_DENIED, an unknown one
+UNAUTHENTICATED.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import grpc
 
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 ADMIN_PREFIX = "/prosthetic_alignment.v1.AlignmentAdminService/"
+RECORDS_METHODS = ("/prosthetic_alignment.v1.AlignmentService/RecordFitting",)
 
 
 def parse_tokens(lines: Iterable[str]) -> dict[str, str]:
@@ -61,9 +67,14 @@ class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         *,
         exempt_health: bool,
         on_denied: Callable[[grpc.StatusCode], None] | None = None,
+        records_tokens: dict[str, str] | None = None,
+        on_records_denied: Callable[[grpc.StatusCode], None] | None = None,
     ) -> None:
         self.tokens = tokens
         self.admin_tokens = admin_tokens
+        self.records_tokens = records_tokens or {}
+        # RecordFitting refusals also count as refused records (metrics.records_refused).
+        self.on_records_denied = on_records_denied
         self.exempt_health = exempt_health
         # Refusals never reach the servicer (and its metrics): report them here (metrics counter).
         self.on_denied = on_denied
@@ -84,14 +95,30 @@ class BearerAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         scheme, _, presented = auth.partition(" ")
         presented = presented.strip()
         if scheme.lower() != "bearer" or not presented:
+            if method in RECORDS_METHODS and self.on_records_denied is not None:
+                self.on_records_denied(grpc.StatusCode.UNAUTHENTICATED)
             return self._deny(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
         if method.startswith(ADMIN_PREFIX):
             if _match(presented, self.admin_tokens) is not None:
                 return continuation(details)
-            if _match(presented, self.tokens) is not None:
+            if _match(presented, self.tokens) is not None or _match(presented, self.records_tokens) is not None:
                 return self._deny(continuation(details), grpc.StatusCode.PERMISSION_DENIED, "token may not call admin RPCs")
             return self._deny(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
-        if _match(presented, self.tokens) is None and _match(presented, self.admin_tokens) is None:
+        if method in RECORDS_METHODS:
+            if _match(presented, self.records_tokens) is not None:
+                return continuation(details)
+            known = _match(presented, self.tokens) is not None or _match(presented, self.admin_tokens) is not None
+            code = grpc.StatusCode.PERMISSION_DENIED if known else grpc.StatusCode.UNAUTHENTICATED
+            if self.on_records_denied is not None:
+                self.on_records_denied(code)
+            return self._deny(
+                continuation(details), code, "token lacks the records scope (ALIGN_RECORDS_TOKENS)" if known else "unknown bearer token"
+            )
+        if (
+            _match(presented, self.tokens) is None
+            and _match(presented, self.admin_tokens) is None
+            and _match(presented, self.records_tokens) is None
+        ):
             return self._deny(continuation(details), grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
         return continuation(details)
 

@@ -268,6 +268,9 @@ def model_info_to_proto(model: OnnxModel, available: Iterable[str]) -> spb.GetMo
     info.created_time = man.created_utc
     info.catalog_version = man.catalog_version
     info.metrics.update(flatten_metrics(man.metrics))
+    # Audit (DESIGN 6.1): how many real (recorded) fittings the model saw in training or evaluation;
+    # 0 for a model trained and evaluated on the simulated cohort alone.
+    info.metrics["training.real_fittings"] = float(man.training_data.get("real_fittings") or 0)
     info.limitations = (
         "Trained on a simulated cohort built from published effect sizes; not clinically validated."
         if info.training_data_kind == "simulated"

@@ -7,12 +7,13 @@ Anything unexpected becomes INTERNAL with a generic message; the trace goes to t
 
 from __future__ import annotations
 
+import datetime
 import logging
 import uuid
 from typing import NoReturn
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -26,6 +27,9 @@ from service.errors import (
     ModelNotFoundError,
     ModelNotReadyError,
     PermissionDeniedError,
+    RecordConflictError,
+    RecordingDisabledError,
+    StoreUnavailableError,
     UnauthenticatedError,
 )
 
@@ -41,6 +45,9 @@ _CODES: tuple[tuple[type[AlignmentError], grpc.StatusCode], ...] = (
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (ModelArtifactError, grpc.StatusCode.FAILED_PRECONDITION),
+    (RecordConflictError, grpc.StatusCode.ALREADY_EXISTS),
+    (RecordingDisabledError, grpc.StatusCode.FAILED_PRECONDITION),
+    (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 
 
@@ -81,6 +88,11 @@ def to_status(exc: BaseException) -> status_pb2.Status:
             metadata["unit"] = first.unit
         if first.allowed_min is not None and first.allowed_max is not None:
             metadata["allowed_range"] = f"{first.allowed_min:g}..{first.allowed_max:g}"
+    if isinstance(exc, StoreUnavailableError):
+        # AIP-194: tell the client when a retry makes sense (recording is idempotent per fitting_id).
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(datetime.timedelta(seconds=exc.retry_after_s))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     details.insert(0, _pack(error_details_pb2.ErrorInfo(reason=exc.reason, domain=ERROR_DOMAIN, metadata=metadata)))
     return status_pb2.Status(code=code.value[0], message=exc.message, details=details)
 

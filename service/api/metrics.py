@@ -43,6 +43,10 @@ class Metrics:
         self.rejected = Counter("alignment_rejected_inputs", "field violations by reason", ["reason"], registry=r)
         self.assessments = Counter("alignment_assessments", "assessments scored", ["rpc"], registry=r)
         self.auth_failures = Counter("alignment_auth_failures", "calls refused by bearer auth", ["code"], registry=r)
+        # Fitting records (RecordFitting): written = committed ("stored") or a no-op repeat ("duplicate");
+        # refused by reason (invalid record, id conflict, store unavailable, recording off).
+        self.records_written = Counter("alignment_records_written", "fitting records acknowledged", ["result"], registry=r)
+        self.records_refused = Counter("alignment_records_refused", "fitting records refused", ["reason"], registry=r)
         self._http: Any = None
         # Labelled children by label values: labels() validates and takes a lock on every call
         # (~1 us); the children themselves are thread-safe and never change.

@@ -40,8 +40,10 @@ from service.api import reflection
 from service.api.auth import BearerAuthInterceptor, load_tokens
 from service.api.metrics import Metrics, tracing_interceptor
 from service.api.servicer import AdminServicer, AlignmentServicer
-from service.errors import DependencyMissingError, ModelArtifactError
+from service.errors import DependencyMissingError, ModelArtifactError, StoreUnavailableError
 from service.recommender import Policy, Recommender
+from service.records import RECORDS_EXTRA_HINT
+from service.records.recorder import Recorder
 from service.registry import ModelRegistry, RefreshResult
 from service.settings import Settings
 from service.validation import Limits
@@ -203,6 +205,7 @@ class RunningServer:
     worker: int = 0
     servicer: AlignmentServicer | None = None
     unary_pool: futures.ThreadPoolExecutor | None = None
+    recorder: Recorder | None = None
     # Set when this process is one of several workers: the admin RPC then asks the supervisor to
     # make the whole group reload (a reload in one worker alone would leave the others stale).
     supervisor_pid: int | None = None
@@ -261,6 +264,8 @@ class RunningServer:
         self.server.stop(grace).wait(grace + 1.0)
         if self.unary_pool is not None:
             self.unary_pool.shutdown(wait=False)
+        if self.recorder is not None:  # after the drain: writes in flight have committed or failed
+            self.recorder.close()
         self.metrics.close()
         log.info("drained", extra={"drain_s": round(time.monotonic() - t0, 3), "worker": self.worker})
         self._stop.set()
@@ -308,8 +313,10 @@ def build_server(
     serve_metrics: bool = True,
     worker: int = 0,
     supervisor_pid: int | None = None,
+    migrate_records: bool = True,
 ) -> RunningServer:
-    """Load the model, assemble and start the server. Raises ModelArtifactError if no model is valid."""
+    """Load the model, assemble and start the server. Raises ModelArtifactError if no model is valid,
+    DependencyMissingError or StoreUnavailableError when recording is on and the store cannot open."""
     registry = ModelRegistry(s.models_dir, s.model_name, pinned_version=s.model_version, max_loaded=s.max_loaded_versions)
     metrics = Metrics()
     registry.on_change(lambda m: metrics.set_model(m.name, m.version, m.sha256))
@@ -324,16 +331,23 @@ def build_server(
 
     tokens = load_tokens(s.auth_tokens.get_secret_value() if s.auth_tokens else None, s.auth_tokens_file)
     admin = load_tokens(s.admin_tokens.get_secret_value() if s.admin_tokens else None, None)
+    records_tokens = load_tokens(s.records_tokens.get_secret_value() if s.records_tokens else None, None)
+    recorder = open_recorder(s, migrate_records) if s.records_url is not None else None
     interceptors: list[grpc.ServerInterceptor] = []  # type: ignore[type-arg]
     tracer = tracing_interceptor() if s.tracing else None
     if s.tracing and tracer is None:  # the settings checked the package; its trace module did not import
         raise DependencyMissingError("tracing is on but opentelemetry.trace cannot be imported")
     if tracer is not None:  # outermost, so refused calls are traced too
         interceptors.append(tracer)
-    if tokens or admin:
+    if tokens or admin or records_tokens:
         interceptors.append(
             BearerAuthInterceptor(
-                tokens, admin, exempt_health=s.auth_exempt_health, on_denied=lambda c: metrics.auth_failures.labels(c.name).inc()
+                tokens,
+                admin,
+                exempt_health=s.auth_exempt_health,
+                on_denied=lambda c: metrics.auth_failures.labels(c.name).inc(),
+                records_tokens=records_tokens,
+                on_records_denied=lambda c: metrics.records_refused.labels(c.name).inc(),
             )
         )
     server = grpc_server(s, reuse_port, interceptors)
@@ -349,8 +363,10 @@ def build_server(
         max_concurrent_batches=s.max_concurrent_batches,
         max_stream_messages=s.max_stream_messages,
         stream_idle_timeout_s=s.stream_idle_timeout_s,
+        recorder=recorder,
     )
     running.servicer = servicer
+    running.recorder = recorder
     running.unary_pool = futures.ThreadPoolExecutor(max_workers=s.unary_threads, thread_name_prefix="unary")
     _add_service(server, _OnPool(servicer, running.unary_pool, UNARY_LANE_METHODS))
     admin_grpc.add_AlignmentAdminServiceServicer_to_server(AdminServicer(running.admin_reload), server)
@@ -374,7 +390,8 @@ def build_server(
             "port": port,
             "tls": s.tls_enabled,
             "mtls": s.tls_client_ca_file is not None,
-            "auth": bool(tokens or admin),
+            "auth": bool(tokens or admin or records_tokens),
+            "recording": recorder.store.backend if recorder is not None else "off",
             "tracing": tracer is not None,
             "metrics_port": running.metrics_port or 0,
             "model_name": current.name,
@@ -388,6 +405,39 @@ def build_server(
     if not (tokens or admin) and not s.is_loopback:
         log.warning("no bearer tokens configured on a non-loopback address: every client may call every RPC")
     return running
+
+
+def open_recorder(s: Settings, migrate: bool = True) -> Recorder:
+    """The record store of ALIGN_RECORDS_URL, migrated to the newest schema unless `migrate` is False
+    (workers: the supervisor migrated once before forking)."""
+    assert s.records_url is not None
+    try:
+        return Recorder.open(
+            s.records_url.get_secret_value(),
+            threads=s.records_threads,
+            timeout_s=s.records_timeout_s,
+            limits=Limits(max_features=s.max_features_per_request),
+            run_migrations=migrate,
+        )
+    except ImportError as exc:
+        raise DependencyMissingError(f"{RECORDS_EXTRA_HINT} ({exc.name} missing)") from None
+    except ValueError as exc:
+        raise DependencyMissingError(f"records_url: {exc}") from None
+    except Exception as exc:  # the driver's connection errors: the store is not reachable
+        raise StoreUnavailableError(f"record store unreachable at startup: {type(exc).__name__}: {exc}") from None
+
+
+def migrate_record_store(s: Settings) -> None:
+    """Once per deployment start, before workers fork (each would otherwise race the others)."""
+    assert s.records_url is not None
+    try:
+        from service.records.store import migrate
+    except ImportError as exc:
+        raise DependencyMissingError(f"{RECORDS_EXTRA_HINT} ({exc.name} missing)") from None
+    try:
+        migrate(s.records_url.get_secret_value())
+    except Exception as exc:
+        raise StoreUnavailableError(f"record store migration failed: {type(exc).__name__}: {exc}") from None
 
 
 def _watch(running: RunningServer, interval_s: float) -> None:
@@ -411,7 +461,9 @@ def _announce(port: int) -> None:
         sys.stdout.flush()
 
 
-def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervisor_pid: int | None = None) -> int:
+def serve_one(
+    s: Settings, *, reuse_port: bool = False, worker: int = 0, supervisor_pid: int | None = None, migrate_records: bool = True
+) -> int:
     """Run one server process until SIGTERM/SIGINT; return the exit code."""
     holder: list[RunningServer] = []
     pending_hup = threading.Event()
@@ -427,8 +479,10 @@ def serve_one(s: Settings, *, reuse_port: bool = False, worker: int = 0, supervi
     t0 = time.perf_counter()
     limit_malloc_arenas(s.malloc_arenas)  # before build_server starts grpc's threads
     try:
-        running = build_server(s, reuse_port=reuse_port, worker=worker, supervisor_pid=supervisor_pid)
-    except (ModelArtifactError, DependencyMissingError, OSError) as exc:
+        running = build_server(
+            s, reuse_port=reuse_port, worker=worker, supervisor_pid=supervisor_pid, migrate_records=migrate_records
+        )
+    except (ModelArtifactError, DependencyMissingError, StoreUnavailableError, OSError) as exc:
         log.error("startup failed", extra={"error": str(exc), "worker": worker})
         return EXIT_STARTUP_FAILED
     holder.append(running)
@@ -459,6 +513,12 @@ def serve(s: Settings) -> int:
         workers = 1
     if workers == 1:
         return serve_one(s)
+    if s.records_url is not None:
+        try:
+            migrate_record_store(s)
+        except (DependencyMissingError, StoreUnavailableError) as exc:
+            log.error("startup failed", extra={"error": str(exc)})
+            return EXIT_STARTUP_FAILED
     return _supervise(s, workers)
 
 
@@ -482,7 +542,7 @@ def _supervise(s: Settings, workers: int) -> int:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
-                code = serve_one(s, reuse_port=True, worker=slot, supervisor_pid=supervisor_pid)
+                code = serve_one(s, reuse_port=True, worker=slot, supervisor_pid=supervisor_pid, migrate_records=False)
             except BaseException:
                 log.exception("worker crashed", extra={"worker": slot})
             finally:

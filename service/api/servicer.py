@@ -18,11 +18,13 @@ from service._generated.prosthetic_alignment.v1 import alignment_pb2 as pb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2 as spb
 from service._generated.prosthetic_alignment.v1 import alignment_service_pb2_grpc as spb_grpc
 from service.api import convert, recordings
+from service.api import records as records_convert
 from service.api.errors import abort, code_for, item_error
 from service.api.metrics import Metrics
 from service.domain import GaitAssessment, Recommendation
-from service.errors import AlignmentError, InvalidInputError, LimitExceededError, Violation
+from service.errors import AlignmentError, InvalidInputError, LimitExceededError, RecordingDisabledError, Violation
 from service.recommender import Recommender
+from service.records.recorder import Recorder
 from service.registry import ModelRegistry, RefreshResult
 from service.validation import MAX_HISTORY_WALKS, Limits, validate_assessment, validate_batch
 
@@ -46,8 +48,11 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         max_stream_messages: int,
         stream_idle_timeout_s: float = 300.0,
         max_concurrent_batches: int = 2,
+        recorder: Recorder | None = None,
     ) -> None:
         self.registry = registry
+        # None: recording is off (no ALIGN_RECORDS_URL).
+        self.recorder = recorder
         self.recommender = recommender
         self.metrics = metrics
         self.limits = limits
@@ -249,6 +254,27 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
             return resp
 
         return self._observe("RecommendFromRecordings", context, run)
+
+
+    def RecordFitting(self, request: spb.RecordFittingRequest, context: grpc.ServicerContext) -> spb.RecordFittingResponse:
+        def run() -> spb.RecordFittingResponse:
+            refused = self.metrics.records_refused
+            try:
+                if self.recorder is None:
+                    raise RecordingDisabledError(
+                        "recording is off on this server: the operator sets ALIGN_RECORDS_URL (and ALIGN_RECORDS_TOKENS) "
+                        "to turn it on"
+                    )
+                rec = self.recorder.validate(records_convert.record_from_proto(request))
+                # Waits on the store's own threads, never the answer lane (service/records/recorder.py).
+                res = self.recorder.record(rec, deadline_s=context.time_remaining())
+            except AlignmentError as exc:
+                self.metrics.child(refused, exc.reason).inc()
+                raise
+            self.metrics.child(self.metrics.records_written, "duplicate" if res.already_recorded else "stored").inc()
+            return records_convert.response_to_proto(res)
+
+        return self._observe("RecordFitting", context, run)
 
 
 class AdminServicer(admin_grpc.AlignmentAdminServiceServicer):

@@ -47,6 +47,11 @@ from service.recommender.policy import MIN_INFORMATIVE_FEATURES, UNSUPPORTED_MIN
 _PLANE_ORDER = np.array([1 if p.plane is Plane.CORONAL else 0 for p in PARAMETERS])
 # |z| up to which a feature counts as back inside the normal band when a helped change is continued.
 NORMAL_BAND_Z = 1.0
+# A pattern TRIAL without a clear deviation: several listed deviations (|z| >= deviation_z) that one
+# fix explains (effect table) and a moderate probability for it. Two moderate deviations of one
+# signature are stronger evidence than either alone (a textbook presentation is a pattern).
+PATTERN_TRIAL_MIN = 0.5
+PATTERN_MIN_DEVIATIONS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,8 @@ class BatchArrays:
     max_step: npt.NDArray[np.float64]  # [P]
     reason_code: npt.NDArray[np.int64]  # [n, P] index into REASONS: why recommended or not
     no_change: npt.NDArray[np.float64]  # [n] probability that no parameter needs a change (approx.)
+    # [n, P] a pattern trial is possible: moderate probability and several listed deviations it explains
+    pattern: npt.NDArray[np.bool_]
 
 
 # Why a parameter was or was not recommended, in the order the rules test them.
@@ -111,6 +118,14 @@ def batch_arrays(dev: Deviations, ev: ModelEvidence, policy: Policy) -> BatchArr
     rows = np.arange(sign.shape[0])[:, None]
     supported = sup[rows, this] > 0
     against = (tab[rows, other] > 0) & ~(tab[rows, this] > 0)
+    pattern = (
+        ev.known[None, :]
+        & (p_dir >= PATTERN_TRIAL_MIN)
+        & (p_dir > p_opp)
+        & (sup[rows, this] >= PATTERN_MIN_DEVIATIONS)
+        & (ev.magnitude >= min_change[None, :])
+        & ~against
+    )
     tests = (
         ~ev.known[None, :] | np.zeros_like(against),
         p_dir <= ev.p_none,
@@ -124,7 +139,7 @@ def batch_arrays(dev: Deviations, ev: ModelEvidence, policy: Policy) -> BatchArr
         code = np.where(tests[k], k, code)
     rec = code == R_RECOMMENDED
     no_change = np.min(np.where(ev.known[None, :], np.maximum(ev.p_none, 1.0 - p_dir), 1.0), axis=1)
-    return BatchArrays(sign, p_dir, p_opp, rec, supported, against, min_change, max_step, code, no_change)
+    return BatchArrays(sign, p_dir, p_opp, rec, supported, against, min_change, max_step, code, no_change, pattern & ~rec)
 
 
 _REASON_CACHE: dict[tuple[int, int, int, float], str] = {}
@@ -274,6 +289,19 @@ def decide_row(
                 sup = _supporting(dev, r, cand.param_index, cand.sign) or (f,)
                 rank = (0.0 if prior is not None else 1.0, -p, float(_PLANE_ORDER[cand.param_index]), float(cand.order))
                 options.append((rank, Chosen(cand.param_index, cand.sign, cand.sign * step, p, cand.sign * step, clamped, True, False, sup, note)))
+        if not options:
+            # No clear deviation to explain, but a pattern: moderate evidence and several listed
+            # deviations one fix explains.
+            for j in np.flatnonzero(a.pattern[r]).tolist():
+                sg = int(a.sign[r, j])
+                if (j, sg) in excluded:
+                    continue
+                p = float(a.p_dir[r, j])
+                sup = _supporting(dev, r, j, sg)
+                note = f"trial: {len(sup)} deviations this fix explains, each moderate; walk again and send this change"
+                step = float(a.min_change[j])
+                rank = (1.0, -p, float(_PLANE_ORDER[j]), 0.0)
+                options.append((rank, Chosen(j, sg, sg * step, p, sg * step, False, True, False, sup, note)))
         if options:
             options.sort(key=lambda o: o[0])
             trial = options[0][1]
@@ -316,7 +344,7 @@ def decide_row(
 
 def quiet_rows(dev: Deviations, a: BatchArrays, loops: list[LoopEvidence | None]) -> npt.NDArray[np.bool_]:
     """[n] rows whose answer needs no per-row rules: nothing recommended, no clear deviation, no loop."""
-    quiet = ~a.recommended.any(axis=1) & ~dev.clear.any(axis=1)
+    quiet = ~a.recommended.any(axis=1) & ~dev.clear.any(axis=1) & ~a.pattern.any(axis=1)
     quiet &= np.array([lp is None for lp in loops], dtype=bool)
     return quiet
 

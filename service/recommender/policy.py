@@ -34,7 +34,7 @@ class Policy:
 
     min_change: dict[Parameter, float]
     max_step: dict[Parameter, float]
-    min_confidence: float = 0.55
+    min_confidence: float = 0.7
     deviation_z: float = 2.0
     # 2.95, not 3.0: answers print z to one decimal, so a deviation shown as z = 3.0 is never left
     # unexplained (DESIGN 3.3: never "no change needed" beside |z| >= 3).

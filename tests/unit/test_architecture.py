@@ -42,6 +42,12 @@ def test_core_imports_no_grpc_protobuf_or_onnxruntime() -> None:
             assert not _bad(_imports(path), FORBIDDEN_IN_CORE), f"{path} imports {_bad(_imports(path), FORBIDDEN_IN_CORE)}"
 
 
+def test_record_store_core_imports_no_grpc_or_protobuf() -> None:
+    for path in (ROOT / "service" / "records").rglob("*.py"):
+        bad = _bad(_imports(path), FORBIDDEN_IN_CORE)
+        assert not bad, f"{path} imports {bad}"
+
+
 def test_only_model_py_imports_onnxruntime() -> None:
     for path in (ROOT / "service").rglob("*.py"):
         if "_generated" in path.parts or path.name == "model.py":
@@ -66,8 +72,10 @@ def test_service_never_imports_training_libraries() -> None:
 # The deliberate exceptions: the closed-loop fitting evaluation runs the exported artifact through
 # the service's own core (validation, model, recommender; no gRPC), because a re-implementation
 # would only test itself; the likelihood oracle runs the exported artifact on its walks to compare
-# with it. Nothing in the pipeline that builds a model may use them.
+# with it. Nothing in the pipeline that builds a model may use them. The fitting-record export reads
+# the record store through the service's own store (one schema, one reader), nothing else of the core.
 SERVICE_CORE_USERS = {
+    "records.py": ("service.records",),
     "fitting_loop.py": ("service.domain", "service.model", "service.recommender", "service.validation"),
     "oracle.py": ("service.model",),
     "fitting_oracle.py": ("service.domain",),

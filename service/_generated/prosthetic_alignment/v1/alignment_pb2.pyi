@@ -85,6 +85,12 @@ class AnswerKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ANSWER_KIND_TRIAL: _ClassVar[AnswerKind]
     ANSWER_KIND_NOT_ALIGNMENT: _ClassVar[AnswerKind]
     ANSWER_KIND_INSUFFICIENT_EVIDENCE: _ClassVar[AnswerKind]
+
+class FittingAcceptance(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FITTING_ACCEPTANCE_UNSPECIFIED: _ClassVar[FittingAcceptance]
+    FITTING_ACCEPTANCE_ACCEPTED: _ClassVar[FittingAcceptance]
+    FITTING_ACCEPTANCE_NOT_ACCEPTED: _ClassVar[FittingAcceptance]
 SENSOR_KIND_UNSPECIFIED: SensorKind
 SENSOR_KIND_INSTRUMENTED_PYLON: SensorKind
 SENSOR_KIND_IMU: SensorKind
@@ -137,6 +143,9 @@ ANSWER_KIND_RECOMMENDED: AnswerKind
 ANSWER_KIND_TRIAL: AnswerKind
 ANSWER_KIND_NOT_ALIGNMENT: AnswerKind
 ANSWER_KIND_INSUFFICIENT_EVIDENCE: AnswerKind
+FITTING_ACCEPTANCE_UNSPECIFIED: FittingAcceptance
+FITTING_ACCEPTANCE_ACCEPTED: FittingAcceptance
+FITTING_ACCEPTANCE_NOT_ACCEPTED: FittingAcceptance
 
 class AppliedChange(_message.Message):
     __slots__ = ("parameter", "change")
@@ -646,3 +655,49 @@ class GapDroppedStride(_message.Message):
     end_s: float
     group: str
     def __init__(self, side: _Optional[_Union[Side, str]] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., group: _Optional[str] = ...) -> None: ...
+
+class RecordedAnswer(_message.Message):
+    __slots__ = ("model", "answer_kind", "recommended")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_KIND_FIELD_NUMBER: _ClassVar[int]
+    RECOMMENDED_FIELD_NUMBER: _ClassVar[int]
+    model: ModelRef
+    answer_kind: AnswerKind
+    recommended: _containers.RepeatedCompositeFieldContainer[AppliedChange]
+    def __init__(self, model: _Optional[_Union[ModelRef, _Mapping]] = ..., answer_kind: _Optional[_Union[AnswerKind, str]] = ..., recommended: _Optional[_Iterable[_Union[AppliedChange, _Mapping]]] = ...) -> None: ...
+
+class RecordedWalk(_message.Message):
+    __slots__ = ("features", "applied_after", "answer")
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    features: _containers.RepeatedCompositeFieldContainer[FeatureValue]
+    applied_after: _containers.RepeatedCompositeFieldContainer[AppliedChange]
+    answer: RecordedAnswer
+    def __init__(self, features: _Optional[_Iterable[_Union[FeatureValue, _Mapping]]] = ..., applied_after: _Optional[_Iterable[_Union[AppliedChange, _Mapping]]] = ..., answer: _Optional[_Union[RecordedAnswer, _Mapping]] = ...) -> None: ...
+
+class FittingOutcome(_message.Message):
+    __slots__ = ("acceptance", "prosthetist_rating", "socket_comfort_score")
+    ACCEPTANCE_FIELD_NUMBER: _ClassVar[int]
+    PROSTHETIST_RATING_FIELD_NUMBER: _ClassVar[int]
+    SOCKET_COMFORT_SCORE_FIELD_NUMBER: _ClassVar[int]
+    acceptance: FittingAcceptance
+    prosthetist_rating: int
+    socket_comfort_score: float
+    def __init__(self, acceptance: _Optional[_Union[FittingAcceptance, str]] = ..., prosthetist_rating: _Optional[int] = ..., socket_comfort_score: _Optional[float] = ...) -> None: ...
+
+class FittingRecord(_message.Message):
+    __slots__ = ("fitting_id", "patient_key", "clinic_key", "patient", "walks", "outcome")
+    FITTING_ID_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    CLINIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    PATIENT_FIELD_NUMBER: _ClassVar[int]
+    WALKS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    fitting_id: str
+    patient_key: str
+    clinic_key: str
+    patient: PatientContext
+    walks: _containers.RepeatedCompositeFieldContainer[RecordedWalk]
+    outcome: FittingOutcome
+    def __init__(self, fitting_id: _Optional[str] = ..., patient_key: _Optional[str] = ..., clinic_key: _Optional[str] = ..., patient: _Optional[_Union[PatientContext, _Mapping]] = ..., walks: _Optional[_Iterable[_Union[RecordedWalk, _Mapping]]] = ..., outcome: _Optional[_Union[FittingOutcome, _Mapping]] = ...) -> None: ...

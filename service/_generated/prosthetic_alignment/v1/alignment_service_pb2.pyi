@@ -122,3 +122,19 @@ class RecommendFromRecordingsResponse(_message.Message):
     recommendation: _alignment_pb2.Recommendation
     extraction: ExtractFeaturesResponse
     def __init__(self, recommendation: _Optional[_Union[_alignment_pb2.Recommendation, _Mapping]] = ..., extraction: _Optional[_Union[ExtractFeaturesResponse, _Mapping]] = ...) -> None: ...
+
+class RecordFittingRequest(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: _alignment_pb2.FittingRecord
+    def __init__(self, record: _Optional[_Union[_alignment_pb2.FittingRecord, _Mapping]] = ...) -> None: ...
+
+class RecordFittingResponse(_message.Message):
+    __slots__ = ("fitting_id", "already_recorded", "content_sha256")
+    FITTING_ID_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    fitting_id: str
+    already_recorded: bool
+    content_sha256: str
+    def __init__(self, fitting_id: _Optional[str] = ..., already_recorded: _Optional[bool] = ..., content_sha256: _Optional[str] = ...) -> None: ...

@@ -65,6 +65,11 @@ class AlignmentServiceStub:
                 request_serializer=prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecommendFromRecordingsRequest.SerializeToString,
                 response_deserializer=prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecommendFromRecordingsResponse.FromString,
                 _registered_method=True)
+        self.RecordFitting = channel.unary_unary(
+                '/prosthetic_alignment.v1.AlignmentService/RecordFitting',
+                request_serializer=prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecordFittingRequest.SerializeToString,
+                response_deserializer=prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecordFittingResponse.FromString,
+                _registered_method=True)
 
 
 class AlignmentServiceServicer:
@@ -113,6 +118,15 @@ class AlignmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordFitting(self, request, context):
+        """A finished fitting into the record store (DESIGN 6.1). Needs a token with the `records` scope;
+        FAILED_PRECONDITION when recording is off (no ALIGN_RECORDS_URL); UNAVAILABLE (with
+        google.rpc.RetryInfo) when the store cannot commit: retry with the same fitting_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AlignmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +159,11 @@ def add_AlignmentServiceServicer_to_server(servicer, server):
                     servicer.RecommendFromRecordings,
                     request_deserializer=prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecommendFromRecordingsRequest.FromString,
                     response_serializer=prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecommendFromRecordingsResponse.SerializeToString,
+            ),
+            'RecordFitting': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordFitting,
+                    request_deserializer=prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecordFittingRequest.FromString,
+                    response_serializer=prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecordFittingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +329,33 @@ class AlignmentService:
             '/prosthetic_alignment.v1.AlignmentService/RecommendFromRecordings',
             prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecommendFromRecordingsRequest.SerializeToString,
             prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecommendFromRecordingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordFitting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/prosthetic_alignment.v1.AlignmentService/RecordFitting',
+            prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecordFittingRequest.SerializeToString,
+            prosthetic__alignment_dot_v1_dot_alignment__service__pb2.RecordFittingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""Alembic migrations of the record store (run by store.migrate; `alembic` CLI not needed)."""
