@@ -685,14 +685,15 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
 
 
 EXAMPLE_PATH = Path("examples") / "fittings" / "simulated_foot_outset_transtibial.json"
-EXAMPLE_SEED = 1416
+EXAMPLE_SEED = 1417
 
 
 def example_patient(seed: int = EXAMPLE_SEED) -> Any:
     """A simulated transtibial patient whose one clear misalignment is the foot 15 mm too lateral
     (FOOT_MEDIAL_SHIFT -15 mm): the example fitting's, the integration tests' and the bench's. The seed
-    was picked among 1400-1439 for the clearest first walk: both coronal socket moments at z -3.4,
-    every other feature within |z| 1.7 (noise-aware z)."""
+    was picked among 1400-1439 for the clearest first walk with the cohort of main at 759b984: both
+    coronal socket moments at z <= -3.4, every other feature within |z| 2.1 (noise-aware z). A change to
+    the cohort changes the walks: re-pick then (and regenerate the example)."""
     p = cohort._draw_patient(np.random.default_rng([seed, 0]), 0)
     x = np.zeros(len(catalog.PARAMETERS))
     x[_PIDX[Parameter.FOOT_MEDIAL_SHIFT]] = -15.0

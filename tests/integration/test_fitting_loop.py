@@ -22,7 +22,7 @@ SEED = fl.EXAMPLE_SEED
 _J = {p: j for j, p in enumerate(catalog.PARAMETER_NAMES)}
 _PARAM_PB = {name: pb.AdjustmentParameter.Value(f"ADJUSTMENT_PARAMETER_{name}") for name in catalog.PARAMETER_NAMES}
 _PARAM_NAME = {v: k for k, v in _PARAM_PB.items()}
-# Measured with main's recommender stages (the loop read: 662d2ba) and the bundled model 1.0.0 on
+# Measured with main's recommender stages (at 759b984: the loop read, pattern trials) and the bundled model 1.0.0 on
 # 2026-12-04: the first walk gets FOOT_MEDIAL_SHIFT +10 mm (the clamped step, right); the second walk
 # (-5 mm left, exactly the smallest effective change) gets NO_CHANGE, so the fitting stops just outside
 # the band. Strict: the marker fails the suite once the service reaches the band, and must then go.

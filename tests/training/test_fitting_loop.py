@@ -156,7 +156,8 @@ def test_a_small_run_reports_every_figure(artifact_dir: Path, policy: str) -> No
     for k in ("in_band_within_2_walks", "in_band_within_4_walks", "in_band_within_6_walks"):
         assert r[k] is None or 0.0 <= r[k] <= 1.0
     assert r["misaligned_patients"] + r["aligned_patients"] == 8
-    assert res["by_subset"]["pylon_only"]["ceiling"]["in_band_within_6_walks"] == 1.0
+    ceiling = res["by_subset"]["pylon_only"]["ceiling"]
+    assert ceiling["patients_worse_at_end"] == 0.0 and ceiling["in_band_within_6_walks"] >= r["in_band_within_6_walks"]
     m = fl.headline_metrics(res)
     assert m == {}  # headline metrics are all-sensor figures only
 
