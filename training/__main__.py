@@ -191,7 +191,9 @@ def _fittings(args: argparse.Namespace) -> int:
         return 0
     t0 = time.perf_counter()
     seed = fitting_loop.SEED if args.seed is None else args.seed
-    res = fitting_loop.run(args.model, n_patients=args.patients, seed=seed, progress=True, oracle_subsets=None)
+    res = fitting_loop.run(
+        args.model, n_patients=args.patients, seed=seed, policies=fitting_loop.POLICIES, progress=True, oracle_subsets=None
+    )
     if args.output:
         dump_json(res, args.output)
     print(fitting_loop.text_report(res))

@@ -203,7 +203,8 @@ def test_simulated_fittings_are_in_the_manifest_metrics_and_card(artifact_dir: P
     assert f["patients"] == TINY_FITTINGS and set(f["by_subset"]) == set(fitting_loop.SUBSETS)
     assert f["oracle_subsets"] == ["all_sensors"]
     for name, res in f["by_subset"].items():
-        assert set(res) == set(fitting_loop.POLICIES) - (set() if name == "all_sensors" else {"oracle", "oracle_known_baseline"})
+        assert f["policies"] == list(fitting_loop.PIPELINE_POLICIES)
+        assert set(res) == set(fitting_loop.PIPELINE_POLICIES) - (set() if name == "all_sensors" else {"oracle"})
         for r in res.values():
             assert r["misaligned_patients"] + r["aligned_patients"] == TINY_FITTINGS
             for k in ("in_band_within_2_walks", "in_band_within_4_walks", "in_band_within_6_walks",
