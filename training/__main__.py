@@ -8,6 +8,7 @@ Examples (from the repository root):
     python -m training export --version 1.0.1 --out models/alignment
     python -m training export-records sqlite:///records.db fittings.parquet   # recorded fittings -> schema
     python -m training fit --records sqlite:///records.db                      # evaluate on / train with them
+    python -m training fittings --patients 2000                # simulated fittings, every policy
 """
 
 from __future__ import annotations
@@ -106,12 +107,23 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("url", help="the record store: sqlite:///path or postgresql://...")
     sp.add_argument("out", type=Path, help="output table (.parquet or .csv)")
     sp.add_argument("-v", "--verbose", action="store_true")
+    sp = sub.add_parser("fittings", help="simulated fittings of an exported model, every policy side by side (the oracle on every subset)")
+    sp.add_argument("--model", type=Path, default=DEFAULT_OUT / DEFAULT_VERSION, help="model directory")
+    sp.add_argument("--patients", type=int, default=1000, help="fresh simulated patients per sensor subset")
+    sp.add_argument("--seed", type=int, default=None, help="patients' and walks' seed (default that of the card)")
+    sp.add_argument("--output", type=Path, help="write the result as JSON here")
+    sp.add_argument(
+        "--write-example", action="store_true", help="only (re)write the example fitting file and exit"
+    )
+    sp.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
+    if args.command == "fittings":
+        return _fittings(args)
     from training import records, workflow
 
     if args.command == "export-records":
@@ -166,6 +178,27 @@ def _fit(workdir: Path, args: argparse.Namespace) -> FitState:
         )
     records.forget(workdir)
     return workflow.fit(workdir, args.data, args.split_seed, compare=not args.no_compare, config=_config(args))
+
+
+def _fittings(args: argparse.Namespace) -> int:
+    from training import fitting_loop
+    from training.workflow import dump_json
+
+    if args.write_example:
+        fitting_loop.EXAMPLE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        dump_json(fitting_loop.example_fitting(), fitting_loop.EXAMPLE_PATH)
+        print(f"wrote {fitting_loop.EXAMPLE_PATH}")
+        return 0
+    t0 = time.perf_counter()
+    seed = fitting_loop.SEED if args.seed is None else args.seed
+    res = fitting_loop.run(
+        args.model, n_patients=args.patients, seed=seed, policies=fitting_loop.POLICIES, progress=True, oracle_subsets=None
+    )
+    if args.output:
+        dump_json(res, args.output)
+    print(fitting_loop.text_report(res))
+    logging.getLogger("training").info("fittings done in %.1f s", time.perf_counter() - t0)
+    return 0
 
 
 def _config(args: argparse.Namespace) -> LgbmConfig:

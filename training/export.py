@@ -457,7 +457,10 @@ def write_artifact(
         # written model; its result then joins the manifest and the card.
         t_loop = time.perf_counter()
         manifest["fitting_loop"] = fitting_loop.run(tmp, n_patients=fitting_patients)
-        log.info("closed-loop fittings: %d patients in %.1f s", fitting_patients, time.perf_counter() - t_loop)
+        manifest["metrics"].update(fitting_loop.headline_metrics(manifest["fitting_loop"]))  # GetModel serves these
+        if fitting_loop.plot(manifest["fitting_loop"], tmp / fitting_loop.PLOT_NAME) is not None:
+            manifest["fitting_loop"]["plot"] = fitting_loop.PLOT_NAME  # beside the card, shown in its section
+        log.info("simulated fittings: %d patients in %.1f s", fitting_patients, time.perf_counter() - t_loop)
         dump_json(manifest, tmp / "manifest.json")
     # What the service answers with this artifact (its own code): the textbook acceptance suite and
     # the answer kinds on held-out patients. Their headline figures join the metrics GetModel serves.

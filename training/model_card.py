@@ -187,51 +187,34 @@ def _anchor(m: Mapping[str, Any]) -> str:
 
 def _fitting_loop(m: Mapping[str, Any]) -> str:
     f = m.get("fitting_loop")
-    if not f:
+    if not f or "policies" not in f:
         return ""
-    rows = []
-    for name, r in f["by_subset"].items():
-        rows.append(
-            f"| {name} | {r['fitted']:.2f} | {r['stopped_early']:.2f} | {r['steps_per_misaligned_patient']:.2f} | "
-            f"{r['worse_step_rate']:.2f} ({r['worse_steps_in_band_before']:.2f} / {r['worse_steps_overshoot']:.2f} / "
-            f"{r['worse_steps_wrong_way']:.2f}) | {r['remaining_safe_steps_start']:.2f} -> {r['remaining_safe_steps_end']:.2f} | "
-            f"{r['well_aligned_left_alone']:.2f} | {r['well_aligned_pushed_out']:.2f} |"
-        )
-    a = f["by_subset"].get("all_sensors", {})
-    h = f["by_subset"].get("all_sensors, HIGH only", {})
+    from training.fitting_loop import markdown
+
+    plot = f"\n![in band against walks]({f['plot']})\n" if f.get("plot") else ""
     return (
-        "## Closed-loop fittings (simulated; reported, not judged)\n"
-        f"{f['patients']} fresh simulated patients (seed {f['seed']}, none trained on) go through a fitting as the "
-        f"service would run it: walk, apply the rank-1 adjustment as recommended (clamped, signed), walk again, "
-        f"until the service recommends nothing or after {f['rounds']} walks (`training/fitting_loop.py`, the "
-        "exported model and the service's own validation and recommender). `+reference`: every walk is sent with "
-        "the patient's reference walk from the visit where the alignment was last accepted. `HIGH only`: the "
-        "same walks, acting only on answers whose rank-1 probability reaches the HIGH level (0.8).\n\n"
-        "| sensor set | fitted (misaligned patients ending inside the no-change band) | stopped early (accepted while "
-        "still outside it) | steps per misaligned patient | worse steps (of all applied: parameter that needed no "
-        "change / overshoot / wrong way) | misalignment in safe steps, start -> end | well aligned: left alone | "
-        "well aligned: pushed out of the band |\n|---|---|---|---|---|---|---|---|\n"
-        + "\n".join(rows)
-        + "\n\n"
-        + (
-            f"Read with every sensor: a fitting that follows the service ends aligned for {a['fitted']:.0%} of the "
-            f"misaligned patients; for {a['stopped_early']:.0%} it stops while still misaligned, because one walk "
-            "rarely carries enough evidence to recommend (the strict direction accuracy above). "
-            f"{a['worse_step_rate']:.0%} of the applied steps move a parameter away from aligned; "
-            f"{a['worse_steps_in_band_before']:.0%} of all steps change a parameter that needed no change, and for "
-            f"{a['in_band_steps_with_a_needed_same_plane_parameter']:.0%} of those another parameter of the same "
-            "plane needed it (overlapping signatures: socket adduction vs foot medial shift; socket flexion vs heel "
-            "height vs foot anterior shift; see Limitations). "
-            + (
-                f"Acting only on HIGH-confidence answers cuts such steps to {h['worse_step_rate']:.0%} and fits "
-                f"{h['fitted']:.0%}: the confidence is what tells a prosthetist how far to trust a step. "
-                if h
-                else ""
-            )
-            + "The prosthetist's own judgement between rounds is not modelled.\n"
-            if a
-            else ""
-        )
+        "## Simulated fittings (issue 14; reported, not judged)\n"
+        f"{f['patients']} fresh simulated patients per sensor subset (seed {f['seed']}, none trained on) go through "
+        f"a fitting of up to {f['walks']} walks under each policy, on the same patients and the same walk seeds "
+        "(`training/fitting_loop.py`): `service` is this service in-process (its validation and recommender, this "
+        "model), each walk sent with the previous walk as reference, the change applied since it and the earlier "
+        "walks, the rank-1 adjustment applied as recommended (trials and reverts included) until it lists none; "
+        "`textbook_rule` is one change at a time by clinical-evidence Tables A/B (the first listed fix of the "
+        "largest clear deviation, the smallest effective step, reverted if the deviation score went up); "
+        "`single_walk` is the service without reference or history; `oracle` is a likelihood posterior over the "
+        "misalignment given the same walks and known changes (`training/fitting_oracle.py`), and "
+        "`oracle_known_baseline` (run by `python -m training fittings`) the same oracle also knowing the patient's "
+        "own aligned gait; `ceiling` knows the "
+        "true misalignment and applies the right clamped step, one parameter per walk. Inside the band: every "
+        "|misalignment| below its min_change. Walks follow the cohort (per-patient response gains, sensor noise, "
+        "dropouts, speed jitter); no visit drift within a fitting.\n\n"
+        + markdown(f)
+        + plot
+        + "\nSimulated patients and responses: a property of the simulator and the policies together, not a "
+        "clinical outcome. In this simulator a misalignment's effects add to the patient's own gait, mostly "
+        "linearly, so the response to a known change shows the patient's response gains (and the one-sided or "
+        "saturating effects) but not the patient's own baseline; extra walks average the sensor noise, not the "
+        "between-patient spread, which bounds what any policy without perfect knowledge can reach (the oracle).\n"
     )
 
 

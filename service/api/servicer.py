@@ -27,7 +27,7 @@ from service.errors import AlignmentError, InvalidInputError, LimitExceededError
 from service.recommender import Recommender
 from service.records.recorder import Recorder
 from service.registry import ModelRegistry, RefreshResult
-from service.validation import Limits, validate_assessment, validate_batch
+from service.validation import MAX_HISTORY_WALKS, Limits, validate_assessment, validate_batch
 
 log = logging.getLogger("service.api")
 T = TypeVar("T")
@@ -217,6 +217,7 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
         t0 = time.perf_counter()
         code = "OK"
         try:
+            fitting = _StreamFitting()
             for seq, req in enumerate(_idle_limited(request_iterator, self.stream_idle_timeout_s, context), start=1):
                 if seq > self.max_stream_messages:
                     code = "RESOURCE_EXHAUSTED"
@@ -229,7 +230,8 @@ class AlignmentServicer(spb_grpc.AlignmentServiceServicer):
                     continue
                 try:
                     model = self.registry.get(req.model_version)
-                    a = self._validate(req.assessment)
+                    a = self._validate(fitting.complete(req.assessment))
+                    fitting.record(req.assessment)
                     recs = self.recommender.recommend(model, [a])
                     self._count("StreamRecommendAdjustments", recs)
                     convert.recommendation_to_proto(recs[0], resp.recommendation)
@@ -323,6 +325,34 @@ class AdminServicer(admin_grpc.AlignmentAdminServiceServicer):
 def _expired(context: grpc.ServicerContext) -> bool:
     remaining = context.time_remaining()
     return (remaining is not None and remaining <= 0) or not context.is_active()
+
+
+class _StreamFitting:
+    """The stream keeps the fitting's walks for the client (DESIGN 3.4), a convenience over the same
+    stateless rule: a message with applied_since_reference but no reference_features is answered as if
+    it carried the previous message's walk as reference and the walks before that as fitting_history
+    (each with the change the next message reported). A message without applied_since_reference starts
+    the memory afresh (no known change links it to the walks before). Only validated messages are kept,
+    at most validation.MAX_HISTORY_WALKS of history (the oldest are dropped)."""
+
+    def __init__(self) -> None:
+        self._walks: list[pb.GaitAssessment] = []  # features and applied_since_reference of each walk
+
+    def complete(self, msg: pb.GaitAssessment) -> pb.GaitAssessment:
+        if not msg.applied_since_reference or msg.reference_features or not self._walks:
+            return msg
+        out = pb.GaitAssessment()
+        out.CopyFrom(msg)
+        out.reference_features.extend(self._walks[-1].features)
+        for walk, nxt in zip(self._walks[:-1], self._walks[1:], strict=True):
+            out.fitting_history.add(features=walk.features, applied_after=nxt.applied_since_reference)
+        return out
+
+    def record(self, msg: pb.GaitAssessment) -> None:
+        if not msg.applied_since_reference:
+            self._walks.clear()
+        self._walks.append(pb.GaitAssessment(features=msg.features, applied_since_reference=msg.applied_since_reference))
+        del self._walks[: -(MAX_HISTORY_WALKS + 1)]
 
 
 class _StreamIdle(Exception):

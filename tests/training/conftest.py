@@ -16,6 +16,7 @@ TINY_PATIENTS = 160
 TINY_SEED = 11
 # Small and fast: the tests check the machinery, not the accuracy.
 TINY_CONFIG = LgbmConfig(max_rounds=60, fixed_rounds=30, early_stopping=10, num_leaves=7)
+TINY_FITTINGS = 30  # per sensor subset and policy
 TINY_ORACLE = OracleConfig(walks=120, candidates=2000, baseline_patients=1500)
 
 
@@ -28,7 +29,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     state = workflow.fit(work, None, split_seed=0, compare=True, config=TINY_CONFIG)
     res = workflow.run_evaluation(work, state)
     art = write_artifact(
-        state, res, out, "0.0.1", work / "plots", fitting_patients=120, oracle_config=TINY_ORACLE, pipeline_started=t0
+        state, res, out, "0.0.1", work / "plots", fitting_patients=TINY_FITTINGS, oracle_config=TINY_ORACLE, pipeline_started=t0
     )
     return {"work": work, "state": state, "evaluation": res, "artifact": art}
 

@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from service import catalog
+from tests.training.conftest import TINY_FITTINGS
 from training import __main__ as cli
 from training import dataset, evaluate
 from training.export import PARITY_ATOL, verify_manifest_against_catalog
@@ -192,20 +193,34 @@ def test_reference_stage_leaves_single_walk_answers_untouched(tiny_run: dict) ->
         assert np.abs(py[k] - ox[k]).max() <= PARITY_ATOL, k
 
 
-def test_closed_loop_fittings_are_in_the_manifest_and_card(artifact_dir: Path) -> None:
-    """The loop runs the exported artifact through the service's code; its shares are shares, every
-    sensor set is reported alone and with a reference walk, and the card shows the table."""
+def test_simulated_fittings_are_in_the_manifest_metrics_and_card(artifact_dir: Path) -> None:
+    """Every policy on every sensor subset, shares that are shares, the GetModel metrics flat in
+    manifest["metrics"], and the card's section with its plot beside it."""
+    from training import fitting_loop
+
     m = json.loads((artifact_dir / "manifest.json").read_text())
     f = m["fitting_loop"]
-    settings = {"all_sensors", "all_sensors+reference", "imu_only", "imu_only+reference"}
-    assert f["patients"] == 120 and set(f["by_subset"]) == settings | {f"{k}, HIGH only" for k in settings}
-    for r in f["by_subset"].values():
-        assert r["misaligned_patients"] + r["well_aligned_patients"] == 120
-        for k in ("fitted", "stopped_early", "worse_step_rate", "well_aligned_left_alone", "well_aligned_pushed_out"):
-            assert 0.0 <= r[k] <= 1.0, (k, r[k])
-        assert r["fitted"] + r["stopped_early"] <= 1.0 + 1e-9
-        parts = r["worse_steps_in_band_before"] + r["worse_steps_overshoot"] + r["worse_steps_wrong_way"]
-        assert abs(parts - r["worse_step_rate"]) < 1e-9
-        assert r["remaining_safe_steps_start"] > 0
+    assert f["patients"] == TINY_FITTINGS and set(f["by_subset"]) == set(fitting_loop.SUBSETS)
+    assert f["oracle_subsets"] == ["all_sensors"]
+    for name, res in f["by_subset"].items():
+        assert f["policies"] == list(fitting_loop.PIPELINE_POLICIES)
+        assert set(res) == set(fitting_loop.PIPELINE_POLICIES) - (set() if name == "all_sensors" else {"oracle"})
+        for r in res.values():
+            assert r["misaligned_patients"] + r["aligned_patients"] == TINY_FITTINGS
+            for k in ("in_band_within_2_walks", "in_band_within_4_walks", "in_band_within_6_walks",
+                      "steps_away_from_aligned", "patients_worse_at_end"):
+                assert 0.0 <= r[k] <= 1.0, (k, r[k])
+            assert len(r["in_band_by_walk"]) == fitting_loop.WALKS
+        assert res["ceiling"]["patients_worse_at_end"] == 0.0 and res["ceiling"]["steps_away_from_aligned"] == 0.0
+    metrics = m["metrics"]
+    for prefix in ("fitting", "fitting_baseline_rule"):
+        for k in ("in_band_within_2_walks", "in_band_within_4_walks", "in_band_within_6_walks",
+                  "ceiling_in_band_within_4_walks", "patients_worse_at_end", "steps_away_from_aligned"):
+            assert 0.0 <= metrics[f"{prefix}.{k}"] <= 1.0, (prefix, k)
+    a = f["by_subset"]["all_sensors"]
+    assert metrics["fitting.in_band_within_4_walks"] == a["service"]["in_band_within_4_walks"]
+    assert metrics["fitting_baseline_rule.in_band_within_6_walks"] == a["textbook_rule"]["in_band_within_6_walks"]
     card = (artifact_dir / "model_card.md").read_text()
-    assert "## Closed-loop fittings (simulated; reported, not judged)" in card and "| imu_only+reference, HIGH only |" in card
+    assert "## Simulated fittings" in card and "| observation_only |" in card
+    assert f["plot"] in card and (artifact_dir / f["plot"]).stat().st_size > 1000
+

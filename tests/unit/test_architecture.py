@@ -78,6 +78,7 @@ SERVICE_CORE_USERS = {
     "records.py": ("service.records",),
     "fitting_loop.py": ("service.domain", "service.model", "service.recommender", "service.validation"),
     "oracle.py": ("service.model",),
+    "fitting_oracle.py": ("service.domain",),
     "acceptance.py": ("service.domain", "service.model", "service.recommender", "service.validation"),
     "service_eval.py": ("service.domain", "service.model", "service.recommender", "service.validation"),
 }
