@@ -591,10 +591,10 @@ the conditional-median magnitude moved the numbers beyond that; the reference wa
   reference falls from 0.490 to 0.479 and specificity from 0.964 to 0.954; at three times, to 0.459
   and 0.935 (one walk without a reference: 0.360 and 0.968 whatever the drift). A reference from long ago, or from before a change in health, weight or activity, is
   worth less than one from the start of the same fitting.
-- Textbook cases (tests/contract): the suite passes, but a few cases are decided by a probability
-  margin of a few hundredths over "no change"; retraining on other data can flip them, so the suite
-  must be re-run on every export. The same cases sent as deviations that appeared since a normal
-  reference walk pass with confidence 0.65-0.99 (tests/contract/test_clinical_consistency.py).
+- Textbook cases (tests/contract, section above): most are TRIALs, the model's best-ranked textbook
+  candidate with its own small probability; for two deviations (the sound-side loading peak alone, a
+  transfemoral step width alone) the model has no direction evidence and the veto is decided by a few
+  hundredths, so the table's direction decides. Retraining can move them: re-run the suite on every export.
 - Monotone constraints cover only the inputs the cited table says one parameter moves alone (listed
   under Model); the sagittal and coronal socket moments, moved by several parameters, are unconstrained.
 - Magnitude targets: the conditional median of a correction drawn uniformly between min_change and the
