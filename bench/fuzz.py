@@ -535,6 +535,8 @@ def serve_and_run(count: int, *, workers: int, seed: int, threads: int, time_lim
                 "--models-dir", str(ROOT / "models")]
         p = procs.await_serving(procs.spawn("service", argv, Path(tmp), cwd=ROOT, port=port))
         try:
+            if workers > 1:
+                procs.await_workers(p, workers)  # every worker bound before the clients connect
             address = f"127.0.0.1:{port}"
 
             def alive() -> bool:

@@ -181,3 +181,25 @@ def await_serving(p: Proc, timeout_s: float = 60.0) -> Proc:
         p.stop()
         raise
     return p
+
+
+def await_workers(p: Proc, workers: int, timeout_s: float = 60.0) -> None:
+    """Wait until `workers` processes announced `listening on port` (each worker prints one line).
+
+    Health answers SERVING as soon as the first worker is up; clients that connect before the
+    others have bound all land on it (SO_REUSEPORT only spreads over sockets already bound)."""
+    assert p.popen.stdout is not None
+    fd = p.popen.stdout.fileno()
+    deadline = time.monotonic() + timeout_s
+    seen = 0
+    buf = b""
+    while seen < workers and time.monotonic() < deadline:
+        if p.popen.poll() is not None:
+            raise RuntimeError(f"{p.name} exited with {p.popen.returncode}; see {p.log_path}")
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            buf += os.read(fd, 4096)
+            seen = buf.decode(errors="replace").count("listening on port ")
+    if seen < workers:
+        raise TimeoutError(f"{p.name}: {seen} of {workers} workers listening after {timeout_s:.0f} s")
+

@@ -164,7 +164,8 @@ def run(minutes: float, workers: int, interval_s: float, *, unary: int = 2, batc
         stop = threading.Event()
         threads: list[threading.Thread] = []
         try:
-            time.sleep(1.0)  # every worker up
+            if workers > 1:
+                procs.await_workers(p, workers)  # every worker bound before the clients connect
             plan = [("unary", call_unary)] * unary + [("batch", call_batch)] * batch + [("stream", call_stream)] * stream
             plan += [("hostile", call_hostile)] * hostile
             for name, fn in plan:
