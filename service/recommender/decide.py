@@ -249,7 +249,7 @@ def decide_row(
             if resp.verdict == "helped":
                 helped[j, sg] = resp
                 continue
-            # Made worse, or no measurable effect: undo it, and do not offer it again now.
+            # Made worse, or no measurable effect: undo it first (DESIGN 3.4), and do not offer it again now.
             p_worse = 0.5 * math.erfc(resp.improvement / (resp.noise * math.sqrt(2.0)))
             what = "made its deviations worse" if resp.verdict == "worse" else "did not move its deviations measurably"
             chosen.append(
@@ -297,6 +297,20 @@ def decide_row(
                 sup = _supporting(dev, r, cand.param_index, cand.sign) or (f,)
                 rank = (0.0 if prior is not None else 1.0, -p, float(_PLANE_ORDER[cand.param_index]), float(cand.order))
                 options.append((rank, Chosen(cand.param_index, cand.sign, cand.sign * step, p, cand.sign * step, clamped, True, False, sup, note)))
+        if not options:
+            # A change that helped while its deviations are still outside the normal band: continue,
+            # with a step sized by this patient's response (the loop must not stop one step short).
+            for (j, sg), prior in helped.items():
+                if (j, sg) in excluded or not ev.known[j] or float(ev.p(-sg)[r, j]) > float(ev.p(sg)[r, j]) + AMBIGUOUS_MARGIN:
+                    continue
+                idx = list(prior.features)
+                if not idx or not np.any(np.abs(dev.z[r, idx]) > NORMAL_BAND_Z):
+                    continue
+                step, clamped = _clamp(_continued_step(prior, dev, r, a), j, a)
+                note = f"the change of {prior.change:+g} {PARAMETERS[j].unit} helped and its deviations persist: continue"
+                sup = _supporting(dev, r, j, sg) or tuple(prior.features)
+                rank = (0.0, -float(ev.p(sg)[r, j]), float(_PLANE_ORDER[j]), 0.0)
+                options.append((rank, Chosen(j, sg, sg * step, float(ev.p(sg)[r, j]), sg * step, clamped, True, False, sup, note)))
         if not options:
             # No clear deviation to explain, but a pattern: moderate evidence and several listed
             # deviations one fix explains.
