@@ -68,8 +68,9 @@ def extract_video_pose(
     n_kp = 17 if layout == "coco17" else 33
     if kp.ndim != 3 or kp.shape[1] != n_kp or kp.shape[2] not in (2, 3):
         raise InvalidValueError("keypoints", f"expected T x {n_kp} x 2|3 for {layout}, got {kp.shape}")
-    if len(kp) < int(1.5 * fs):
-        raise RecordingTooShortError("keypoints", f"need at least 1.5 s of video, got {len(kp) / fs:.2f} s")
+    # And at least 3 frames whatever the rate: at 1 fps 1.5 s is one frame, too few for a gradient.
+    if len(kp) < max(3, int(1.5 * fs)):
+        raise RecordingTooShortError("keypoints", f"need at least 1.5 s and 3 frames of video, got {len(kp)} frames ({len(kp) / fs:.2f} s)")
     out = FeatureCollector(SensorKind.VIDEO_POSE)
     if fs < 25:
         out.warn(f"{fs:g} fps is low for gait events (each frame = {1000 / fs:.0f} ms)")

@@ -360,3 +360,10 @@ def test_two_sample_stances_at_a_low_sampling_rate_give_no_heel_off_proxy_instea
     f[5:7] = f[15:17] = f[25:27] = 700.0
     res = extract_force_plate({"left_vgrf_n": f, "right_vgrf_n": np.roll(f, 5)}, 2.0, Side.LEFT, MASS)
     assert "heel_off_prosthetic_pct_stance" not in res.features and "stance_time_prosthetic_s" in res.features
+
+
+def test_a_one_frame_video_at_a_low_frame_rate_is_too_short() -> None:
+    """Found by bench/fuzz.py: at 0.5 fps 1.5 s is under one frame, and one frame reached
+    np.gradient (ValueError, INTERNAL on the wire) before the fix."""
+    with pytest.raises(RecordingTooShortError):
+        extract_video_pose(_pose()[:1], 0.5, Side.LEFT)
