@@ -104,7 +104,9 @@ def test_startup_then_sigterm_drains_in_flight_calls_and_exits_zero(launch: Call
     threads = [threading.Thread(target=one, args=(c,)) for c in clients]
     for t in threads:
         t.start()
-    time.sleep(min(0.1, one_call_s / 3))
+    # Long enough for all four requests to reach the server (two run, two wait in the batch lane),
+    # short of the first two finishing: each then is in flight when SIGTERM lands.
+    time.sleep(min(0.3, one_call_s / 2))
     t_term = time.monotonic()
     sp.proc.send_signal(signal.SIGTERM)
     for t in threads:
