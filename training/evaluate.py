@@ -108,12 +108,9 @@ _DEG = np.array([p.unit == "deg" for p in catalog.PARAMETERS])
 
 # --- The service's decision rule (service/recommender.py, Policy.default()) -------------------------
 # Re-implemented here because training may import only service.catalog and service.sensors; the
-# constants mirror Policy.min_confidence, Policy.deviation_z and recommender.ALTERNATIVE_FLOOR,
-# POOL_MIN and UNSUPPORTED_MIN.
+# constants mirror Policy.min_confidence, Policy.deviation_z and recommender.policy.UNSUPPORTED_MIN.
 MIN_CONFIDENCE = 0.7  # the service default (service.settings.min_confidence)
 DEVIATION_Z = 2.0
-ALTERNATIVE_FLOOR = 0.3
-POOL_MIN = 0.8
 UNSUPPORTED_MIN = 0.8
 _N_FEAT = len(catalog.FEATURE_NAMES)
 _TF_COL = catalog.MODEL_INPUT_COLUMNS.index("context_transfemoral")
