@@ -72,7 +72,11 @@ def wait_until(fn: Callable[[], bool], timeout_s: float = 10.0, what: str = "con
 
 
 def test_startup_then_sigterm_drains_in_flight_calls_and_exits_zero(launch: Callable[..., ServiceProcess], models: Path) -> None:
-    sp = launch("--address", "127.0.0.1:0", "--workers", "1", "--models-dir", str(models), "--grace-period-s", "10")
+    mport = free_port()
+    sp = launch(
+        "--address", "127.0.0.1:0", "--workers", "1", "--models-dir", str(models), "--grace-period-s", "10",
+        "--metrics-port", str(mport),
+    )
     sp.wait_ports(1)
     t_serving = wait_serving(f"127.0.0.1:{sp.port}")
     startup_s = t_serving - sp.started
@@ -104,9 +108,10 @@ def test_startup_then_sigterm_drains_in_flight_calls_and_exits_zero(launch: Call
     threads = [threading.Thread(target=one, args=(c,)) for c in clients]
     for t in threads:
         t.start()
-    # Long enough for all four requests to reach the server (two run, two wait in the batch lane),
-    # short of the first two finishing: each then is in flight when SIGTERM lands.
-    time.sleep(min(0.3, one_call_s / 2))
+    # SIGTERM once the batch lane runs two of the four (the other two, sent at the same moment, wait in
+    # the lane): each is then in flight. A fixed sleep raced the requests' arrival on a loaded machine.
+    wait_until(lambda: metric(scrape(mport), "alignment_rpc_in_flight") >= 2, timeout_s=max(10.0, 5 * one_call_s), what="two batch calls running")
+    time.sleep(min(0.1, one_call_s / 4))
     t_term = time.monotonic()
     sp.proc.send_signal(signal.SIGTERM)
     for t in threads:
