@@ -301,4 +301,46 @@ def _load_terms(x: np.ndarray, j: int | None = None) -> np.ndarray:
     return out
 
 
-__all__ = ["OraclePolicy", "Posterior", "shifts"]
+def identifiability(kinds: frozenset[SensorKind]) -> dict[str, dict[str, dict[str, float]]]:
+    """What any policy could know of each parameter from the walks of one fitting (reported, not judged).
+
+    A Gaussian (Cramer-Rao) bound at the mean response gain: with the effect table's slopes J (per unit
+    of each parameter, on the + side of aligned), the between-patient baseline spread Sigma_b and the
+    walk-to-walk variation plus sensor noise Sigma_e of this sensor set, the posterior SD of each
+    parameter from n walks under a flat prior is sqrt(diag((J' (Sigma_b + Sigma_e / n)^-1 J)^-1)).
+    Known changes move every walk by J c, so under these additive, mostly linear effects they add no
+    information about x, and even infinitely many walks keep Sigma_b: `joint_sd_walks_inf`. `alone_sd`
+    is the same bound when only this parameter can be off (no confusion with the others). Inside the
+    band means |x| < min_change, so a bound near or above min_change means no policy can reliably
+    land inside it from the walks alone, whatever it learns (the ceiling knows x)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for level in _LEVELS:
+        lm = _level_model(level)
+        mask = np.array(catalog.feature_sensor_mask(kinds))[_USED]
+        cols = np.flatnonzero(mask)
+        jac = np.zeros((len(cols), len(_MIN)))
+        for j in range(len(_MIN)):
+            x = np.zeros((1, len(_MIN)))
+            x[0, j] = _MIN[j]
+            jac[:, j] = shifts(lm, x)[0][cols] / _MIN[j]
+        sub = np.ix_(cols, cols)
+        noise = (lm.within + _noise_cov(level, kinds))[sub]
+        rows: dict[str, dict[str, float]] = {}
+        sds = {}
+        for label, n in (("walks_1", 1.0), ("walks_6", 6.0), ("walks_inf", np.inf)):
+            cov = lm.between[sub] + (noise / n if np.isfinite(n) else 0.0)
+            fisher = jac.T @ np.linalg.inv(cov + 1e-12 * np.eye(len(cols))) @ jac
+            sds[label] = (np.sqrt(np.diag(np.linalg.pinv(fisher))), 1.0 / np.sqrt(np.maximum(np.diag(fisher), 1e-300)))
+        for j, p in enumerate(catalog.PARAMETERS):
+            rows[p.parameter.value] = {
+                "min_change": float(_MIN[j]),
+                "joint_sd_walks_1": float(sds["walks_1"][0][j]),
+                "joint_sd_walks_6": float(sds["walks_6"][0][j]),
+                "joint_sd_walks_inf": float(sds["walks_inf"][0][j]),
+                "alone_sd_walks_inf": float(sds["walks_inf"][1][j]),
+            }
+        out[level.value] = rows
+    return out
+
+
+__all__ = ["OraclePolicy", "Posterior", "identifiability", "shifts"]

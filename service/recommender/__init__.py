@@ -125,6 +125,7 @@ class Recommender:
         elif not has_reference and reads_reference and level is not ConfidenceLevel.HIGH:
             warnings = (*warnings, NO_REFERENCE_HINT)
         sugg = self._suggestions(model, dev, ev, r) if level is not ConfidenceLevel.HIGH else ()
+        in_loop = b.applied is not None and b.history is not None and bool(b.applied[r] or b.history[r])
         li = int(dev.level_index[r])
         changes = (
             ex.changes_since_reference(values, b.reference_values[r], li) if has_reference and b.reference_values is not None else ()
@@ -146,7 +147,7 @@ class Recommender:
             changes_since_reference=changes,
             answer_kind=d.kind,
             differentials=diffs,
-            summary=ex.summary(d.kind, adjustments, diffs, found, sugg),
+            summary=ex.summary(d.kind, adjustments, diffs, found, sugg, d.overall if in_loop else None),
         )
 
     def _suggestions(self, model: OnnxModel, dev: Deviations, ev: ModelEvidence, r: int) -> tuple[MeasurementSuggestion, ...]:

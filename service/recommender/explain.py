@@ -342,9 +342,16 @@ def capped_confidence(overall: float, n_present: int, has_socket: bool, outside:
 
 
 def summary(kind: AnswerKind, adj: Sequence[Adjustment], diffs: Sequence[Differential], found: Sequence[NonAlignmentFinding],
-            sugg: Sequence[MeasurementSuggestion]) -> str:
+            sugg: Sequence[MeasurementSuggestion], loop_band_probability: float | None = None) -> str:
+    """loop_band_probability: in a fitting loop, the probability that every parameter is inside the band."""
     if kind is AnswerKind.NO_CHANGE:
         return "No change: alignment is within the acceptable band for the measured features."
+    if kind is AnswerKind.INSUFFICIENT_EVIDENCE and loop_band_probability is not None:
+        more = f" Measure {sugg[0].feature.replace('_', ' ')} next." if sugg else ""
+        return (
+            "Nothing left to try, but the walks do not show the patient inside the band "
+            f"(probability {loop_band_probability:.0%}): not accepted." + more
+        )
     if kind is AnswerKind.INSUFFICIENT_EVIDENCE:
         more = f" Measure {sugg[0].feature.replace('_', ' ')} next." if sugg else ""
         return "Too little was measured for an alignment answer." + more

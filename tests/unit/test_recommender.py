@@ -76,8 +76,17 @@ def _rec(model: ScriptedModel, policy: Policy | None = None, **values: float):  
     return Recommender(policy or Policy.default()).recommend(model, [_assessment(**values)])[0]  # type: ignore[arg-type]
 
 
-def test_no_change_when_model_sees_none() -> None:
+def test_no_change_confidence_is_the_joint_probability_of_the_band() -> None:
+    # Seven parameters each 96% "no change" leave a 25% chance that one of them is off: the answer must
+    # not claim the 96% of the surest one (measured overconfident, decide.BatchArrays.no_change).
     r = _rec(ScriptedModel())
+    assert r.answer_kind is AnswerKind.NO_CHANGE
+    assert r.overall_confidence == pytest.approx(0.96**7, abs=1e-3)
+    assert r.confidence_level is ConfidenceLevel.MEDIUM
+
+
+def test_no_change_when_model_sees_none() -> None:
+    r = _rec(ScriptedModel({p: (0.005, 0.005, 0.0) for p in PARAMS}))
     assert r.no_change_needed and not r.adjustments
     assert r.confidence_level is ConfidenceLevel.HIGH
 
@@ -305,6 +314,41 @@ def test_a_change_that_helped_is_continued_and_one_undone_is_not_tried_again() -
     g2 = _walks(tt, {coronal: 0.68}, {coronal: 0.68}, (AppliedChangeInput(Parameter.FOOT_MEDIAL_SHIFT, 5.0),), history)
     r2 = Recommender(Policy.default()).recommend(ScriptedModel(), [g2])[0]  # type: ignore[arg-type]
     assert all(not (x.parameter is Parameter.FOOT_MEDIAL_SHIFT and x.change < 0 and not x.reverts_applied_change) for x in r2.adjustments)
+
+
+def test_a_change_with_no_measurable_effect_is_replaced_not_undone() -> None:
+    tt = AmputationLevel.TRANSTIBIAL
+    early, late = "socket_coronal_moment_early_stance_nm_per_kg", "socket_coronal_moment_late_stance_nm_per_kg"
+    # Outset by 10 mm should have moved the varus moments by ~2 z; they did not move at all.
+    g = _walks(tt, {early: 0.68, late: 0.6}, {early: 0.68, late: 0.6}, (AppliedChangeInput(Parameter.FOOT_MEDIAL_SHIFT, -10.0),))
+    r = Recommender(Policy.default()).recommend(ScriptedModel(), [g])[0]  # type: ignore[arg-type]
+    assert r.adjustments and not any(a.reverts_applied_change for a in r.adjustments)
+    assert all(a.parameter is not Parameter.FOOT_MEDIAL_SHIFT for a in r.adjustments)  # the next candidate
+
+
+def test_a_change_that_crossed_the_norm_is_neither_undone_nor_continued() -> None:
+    tt = AmputationLevel.TRANSTIBIAL
+    early = "socket_coronal_moment_early_stance_nm_per_kg"
+    # The moment moved as the outset predicts, from z ~ +1.2 to ~ -1.2: the walks cannot call it better.
+    g = _walks(tt, {early: 0.40}, {early: 0.20}, (AppliedChangeInput(Parameter.FOOT_MEDIAL_SHIFT, -10.0),))
+    r = Recommender(Policy.default()).recommend(ScriptedModel(), [g])[0]  # type: ignore[arg-type]
+    assert not any(a.parameter is Parameter.FOOT_MEDIAL_SHIFT for a in r.adjustments)
+
+
+def test_the_loop_accepts_only_on_evidence_of_the_band() -> None:
+    tt = AmputationLevel.TRANSTIBIAL
+    early = "socket_coronal_moment_early_stance_nm_per_kg"
+    # Every parameter 88% "no change": a 41% chance that all seven are inside the band.
+    unsure = ScriptedModel({p: (0.06, 0.06, 0.0) for p in PARAMS})
+    g = _walks(tt, {early: 0.40}, {early: 0.20}, (AppliedChangeInput(Parameter.FOOT_MEDIAL_SHIFT, -10.0),))
+    r = Recommender(Policy.default()).recommend(unsure, [g])[0]  # type: ignore[arg-type]
+    assert not r.adjustments and r.answer_kind is AnswerKind.INSUFFICIENT_EVIDENCE and not r.no_change_needed
+    assert "not accepted" in r.summary and "41%" in r.summary
+    # The same walk alone (no loop): the first walk's answer stays NO_CHANGE, with its honest confidence.
+    alone = _rec(unsure)
+    assert alone.answer_kind is AnswerKind.NO_CHANGE and alone.overall_confidence == pytest.approx(0.88**7, abs=1e-3)
+    sure = ScriptedModel({p: (0.005, 0.005, 0.0) for p in PARAMS})
+    assert Recommender(Policy.default()).recommend(sure, [g])[0].answer_kind is AnswerKind.NO_CHANGE  # type: ignore[arg-type]
 
 
 def test_model_input_carries_the_change_since_the_reference_walk() -> None:
