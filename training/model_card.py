@@ -231,7 +231,7 @@ def _fitting_limits(f: Mapping[str, Any]) -> str:
     return (
         "\nAgainst the loop targets (>= 90% inside the band within 6 walks, >= 80% of the ceiling at 2, 4 and 6 "
         "walks): the ceiling itself reaches "
-        f"{ceiling['in_band_within_6_walks']:.1%} within 6 walks on these patients (so 90% asks for the ceiling's own "
+        f"{ceiling['in_band_within_6_walks']:.1%} within 6 walks on these patients (90% asks for nearly its own "
         "result), because a third of the misaligned "
         "parameters lie beyond the study range (up to the clinical range) and a safe step moves one parameter by at "
         "most 6 deg / 10 mm per walk; the service reaches "
