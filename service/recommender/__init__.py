@@ -93,7 +93,7 @@ class Recommender:
         out: list[Recommendation] = []
         for r in range(len(b)):
             d = quiet_decision(r, dev, ev, arr, pol) if quiet[r] else decide_row(r, dev, ev, arr, loop[r], pol)
-            out.append(self._answer(model, b, x, dev, ev, d, r, occlude, reads_reference, facts))
+            out.append(self._answer(model, b, x, dev, ev, d, r, occlude, reads_reference, facts, loop[r] is not None))
         return out
 
     def _answer(
@@ -108,6 +108,7 @@ class Recommender:
         occlude: bool,
         reads_reference: bool,
         facts: _RowFacts,
+        in_loop: bool,
     ) -> Recommendation:
         """5. explain: the answer of row r in words."""
         values = b.values[r]
@@ -125,7 +126,6 @@ class Recommender:
         elif not has_reference and reads_reference and level is not ConfidenceLevel.HIGH:
             warnings = (*warnings, NO_REFERENCE_HINT)
         sugg = self._suggestions(model, dev, ev, r) if level is not ConfidenceLevel.HIGH else ()
-        in_loop = b.applied is not None and b.history is not None and bool(b.applied[r] or b.history[r])
         li = int(dev.level_index[r])
         changes = (
             ex.changes_since_reference(values, b.reference_values[r], li) if has_reference and b.reference_values is not None else ()

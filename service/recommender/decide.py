@@ -12,13 +12,14 @@ Per parameter j and direction s (the more probable of decrease / increase, proba
   The best one left is a TRIAL at the smallest effective step, with its honest probability. When none
   is left the answer is NOT_ALIGNMENT (the non-alignment causes say what to check).
 - The fitting loop (applied_since_reference): a change that made its signature deviations worse is
-  undone first; a change that should have shown and did not move its features is not continued or
-  offered again, the next candidate is (it is not undone: no effect is no reason to move back); a change the walks cannot judge (it moved its features as expected without
-  measurably helping, or too little to show) is neither undone nor continued, the model reads the walk
-  as it is; a change that helped is continued while its deviation persists and the model still gives
-  its direction CONTINUE_MIN, with a step sized by the measured response. A fix once tried and undone
-  in this fitting is not offered as a trial again. When nothing is left to try, the loop accepts
-  (NO_CHANGE) only at LOOP_ACCEPT_MIN probability of the band, else INSUFFICIENT_EVIDENCE.
+  undone first. A change that should have shown and did not move its features is not continued or
+  offered again; the next candidate is (it is not undone: no effect is no reason to move back). A
+  change the walks cannot judge (it moved its features as expected without measurably helping, or too
+  little to show) is neither undone nor continued; the model reads the walk as it is. A change that
+  helped is continued while its deviation persists and the model still gives its direction
+  CONTINUE_MIN, with a step sized by the measured response. A fix once tried and undone in this
+  fitting is not offered as a trial again. When nothing is left to try, the loop accepts (NO_CHANGE)
+  only at LOOP_ACCEPT_MIN probability of the band, else INSUFFICIENT_EVIDENCE.
 - Changes are clamped to the safe single step. Sagittal (and length, rotation) changes rank before
   coronal ones: coronal socket moments respond to changes in every plane, so coronal alignment is
   finalised last (Sci Rep 13:458, 2023); reverts rank before everything.
