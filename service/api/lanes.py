@@ -49,6 +49,8 @@ RECORDINGS_QUEUE = 4
 # limit (maximum_concurrent_rpcs) refuses in its poll thread, health included. Only a flood far
 # beyond what the refusal threads keep up with gets there; it keeps that flood's memory bounded.
 REJECT_BACKLOG = 1024
+# The refusal of a new call once the server drains (UNAVAILABLE: retry on another replica).
+DRAINING = "server is draining: retry on another replica"
 
 
 class LanePool(futures.ThreadPoolExecutor):
@@ -93,6 +95,7 @@ class Lanes:
         self.observe = LanePool("observe", OBSERVE_STREAMS, OBSERVE_STREAMS, work=False)
         self.reject = LanePool("reject", REJECT_THREADS, 1 << 30, work=False)
         self.max_work = max_work
+        self.draining = False
 
     @property
     def pools(self) -> tuple[LanePool, ...]:
@@ -103,12 +106,18 @@ class Lanes:
         """grpc's global limit: every lane full plus REJECT_BACKLOG refusals queued."""
         return sum(p.limit for p in self.pools if p is not self.reject) + REJECT_BACKLOG
 
+    def work_outstanding(self) -> int:
+        """Calls queued or running on the work lanes (health, observe streams and refusals excluded)."""
+        return sum(p.outstanding for p in self.pools if p.work)
+
     def refusal(self, lane: LanePool) -> str | None:
         """Why a new call on `lane` is refused now, or None to admit it."""
+        if self.draining and lane.work:
+            return DRAINING
         if lane.outstanding >= lane.limit:
             return f"server busy: {lane.outstanding} {lane.name} calls in progress (limit {lane.limit}); retry with back-off"
         if lane.work:
-            busy = sum(p.outstanding for p in self.pools if p.work)
+            busy = self.work_outstanding()
             if busy >= self.max_work:
                 return f"server busy: {busy} calls in progress (max_concurrent_rpcs {self.max_work}); retry with back-off"
         return None
@@ -147,9 +156,11 @@ class AdmissionInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
     def _refusal(self, handler: grpc.RpcMethodHandler, rpc: str, message: str) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
         metrics = self.metrics
 
+        code = grpc.StatusCode.UNAVAILABLE if message == DRAINING else grpc.StatusCode.RESOURCE_EXHAUSTED
+
         def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
-            metrics.observe_rpc(rpc, "RESOURCE_EXHAUSTED", 0.0)
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+            metrics.observe_rpc(rpc, code.name, 0.0)
+            context.abort(code, message)
 
         refuse.experimental_thread_pool = self.lanes.reject  # type: ignore[attr-defined]
         kw: dict[str, Any] = {"request_deserializer": None, "response_serializer": handler.response_serializer}

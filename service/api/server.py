@@ -258,8 +258,18 @@ class RunningServer:
             time.sleep(delay_s)
         self.health.end_watches()  # they have seen NOT_SERVING; do not let them hold the drain
         grace = self.settings.grace_period_s if grace_s is None else grace_s
-        # grpc refuses new calls from here on and cancels whatever is still running after `grace`.
-        self.server.stop(grace).wait(grace + 1.0)
+        deadline = time.monotonic() + grace
+        if self.lanes is not None:
+            # Drain before grpc's own stop: stopping grpc with calls still running reset clients that
+            # were still reading a large answer (measured: 1 in 4 drains lost one of four 2.6 MB batch
+            # answers to "Connection reset by peer"; draining first, 0 in 36). New calls are refused
+            # here (UNAVAILABLE: retry on another replica) and the admitted ones finish.
+            self.lanes.draining = True
+            while self.lanes.work_outstanding() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        # grpc refuses new calls from here on and cancels whatever is still running after the grace left.
+        remaining = max(0.0, deadline - time.monotonic())
+        self.server.stop(remaining).wait(remaining + 1.0)
         if self.lanes is not None:
             self.lanes.shutdown()
         if self.recorder is not None:  # after the drain: writes in flight have committed or failed

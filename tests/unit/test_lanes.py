@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from service.api.lanes import REJECT_BACKLOG, LanePool, Lanes
+from service.api.lanes import DRAINING, REJECT_BACKLOG, LanePool, Lanes
 
 
 def test_outstanding_counts_queued_and_running_calls_until_they_finish() -> None:
@@ -42,4 +42,18 @@ def test_a_full_lane_or_full_work_total_is_refused_but_health_is_not() -> None:
         assert lanes.refusal(lanes.unary) is None
     finally:
         release.set()
+        lanes.shutdown()
+
+
+def test_a_draining_server_refuses_new_work_but_answers_health() -> None:
+    lanes = Lanes(grpc_threads=2, unary_threads=1, max_streams=2, max_batches=2, max_work=3)
+    try:
+        held = lanes.batch.submit(lambda: None)
+        held.result(5)
+        lanes.draining = True
+        for lane in (lanes.unary, lanes.batch, lanes.stream, lanes.recordings, lanes.rpc):
+            assert lanes.refusal(lane) == DRAINING
+        assert lanes.refusal(lanes.health) is None and lanes.refusal(lanes.observe) is None
+        assert lanes.work_outstanding() == 0
+    finally:
         lanes.shutdown()
