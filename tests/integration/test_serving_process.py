@@ -108,9 +108,11 @@ def test_startup_then_sigterm_drains_in_flight_calls_and_exits_zero(launch: Call
     threads = [threading.Thread(target=one, args=(c,)) for c in clients]
     for t in threads:
         t.start()
-    # SIGTERM once the batch lane runs two of the four (the other two, sent at the same moment, wait in
-    # the lane): each is then in flight. A fixed sleep raced the requests' arrival on a loaded machine.
-    wait_until(lambda: metric(scrape(mport), "alignment_rpc_in_flight") >= 2, timeout_s=max(10.0, 5 * one_call_s), what="two batch calls running")
+    # SIGTERM once all four are in the handler: two running, two waiting for a batch slot (the gauge
+    # counts both, the slot is taken inside the handler), so each is then in flight. Waiting for two
+    # raced the other two's arrival (one was refused, rightly, as never in flight); a fixed sleep raced
+    # all of them on a loaded machine.
+    wait_until(lambda: metric(scrape(mport), "alignment_rpc_in_flight") >= 4, timeout_s=max(10.0, 5 * one_call_s), what="four batch calls in the handler")
     time.sleep(min(0.1, one_call_s / 4))
     t_term = time.monotonic()
     sp.proc.send_signal(signal.SIGTERM)
